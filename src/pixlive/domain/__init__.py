@@ -1,0 +1,1 @@
+"""The domain: charges, money, the BR Code, events. Imports nothing outside itself."""
