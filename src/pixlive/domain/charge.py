@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pixlive.domain import events
@@ -126,5 +126,5 @@ class Charge:
 
 def iso(moment: datetime) -> str:
     """UTC time as the events carry it: 2026-11-28T01:02:03.456Z."""
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-

@@ -45,6 +45,23 @@ class PaymentMismatch(Event):
     type: ClassVar[str] = "payment.mismatch"
 
 
-FINAL_EVENT_TYPES = frozenset(
-    {PaymentPaid.type, PaymentExpired.type, PaymentCancelled.type}
-)
+FINAL_EVENT_TYPES = frozenset({PaymentPaid.type, PaymentExpired.type, PaymentCancelled.type})
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as the outbox holds it: with the id the database gave it.
+
+    The id orders a charge's events and is what clients resume from.
+    """
+
+    id: int
+    type: str
+    payment_id: str
+    status: str
+    at: datetime
+    data: dict[str, object]
+
+    @property
+    def is_final(self) -> bool:
+        return self.type in FINAL_EVENT_TYPES

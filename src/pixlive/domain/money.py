@@ -19,8 +19,12 @@ def parse_amount(value: object, *, strict: bool = False) -> int:
     Booleans, NaN, infinities, negatives, exponents and a third decimal are refused.
     """
     if isinstance(value, bool):
-        raise InvalidAmount("value must be a string like \"12.34\" or a number")
+        raise InvalidAmount('value must be a string like "12.34" or a number')
     if isinstance(value, int):
+        # str() of an int beyond 4,300 digits raises a plain ValueError, which would escape
+        # as a server error; such a value is out of range anyway.
+        if not -MAX_CENTS <= value <= MAX_CENTS:
+            raise InvalidAmount("value must lie between 0.01 and 9999999999.99")
         text = str(value)
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -32,9 +36,11 @@ def parse_amount(value: object, *, strict: bool = False) -> int:
     elif isinstance(value, str):
         text = value
     else:
-        raise InvalidAmount("value must be a string like \"12.34\" or a number")
+        raise InvalidAmount('value must be a string like "12.34" or a number')
     pattern = _STRICT if strict else _TEXT
-    if not pattern.match(text):
+    # fullmatch, not match: "$" also matches before a trailing newline, so match would
+    # take "12.34\n" for an amount.
+    if not pattern.fullmatch(text):
         raise InvalidAmount(
             "value must have at most two decimals and lie between 0.01 and 9999999999.99"
             if not strict
@@ -50,11 +56,11 @@ def parse_amount(value: object, *, strict: bool = False) -> int:
 
 
 def format_amount(cents: int) -> str:
-    """"12.34" for 1234."""
+    """ "12.34" for 1234."""
     return f"{cents // 100}.{cents % 100:02d}"
 
 
 def format_brl(cents: int) -> str:
-    """"R$ 1.234,56" for 123456, as a Brazilian reader expects."""
+    """ "R$ 1.234,56" for 123456, as a Brazilian reader expects."""
     reais = f"{cents // 100:,}".replace(",", ".")
     return f"R$ {reais},{cents % 100:02d}"

@@ -1,0 +1,45 @@
+"""What the services need of a database, and the choice of one by URL."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from pixlive.adapters.connection import Connection, Dialect
+
+
+class WriteSession(Protocol):
+    @property
+    def conn(self) -> Connection: ...
+
+    async def begin(self) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+    async def savepoint(self) -> None: ...
+    async def release(self) -> None: ...
+    async def rollback_savepoint(self) -> None: ...
+
+
+class Database(Protocol):
+    dialect: Dialect
+    writers: int
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def read(self) -> AbstractAsyncContextManager[Connection]: ...
+    def write_session(self) -> AbstractAsyncContextManager[WriteSession]: ...
+    async def ping(self) -> bool: ...
+
+
+def database_from_url(url: str) -> Database:
+    if url.startswith("sqlite"):
+        from pixlive.adapters.sqlite import SqliteDatabase
+
+        return SqliteDatabase(url)
+    if url.startswith(("postgresql", "postgres")):
+        from pixlive.adapters.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    raise ValueError(
+        "PIXLIVE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+    )

@@ -1,0 +1,150 @@
+"""Group commit: one transaction, one fsync, for all the writes waiting at that moment.
+
+Each use case runs under a savepoint of its own, so one that fails leaves the others in
+the batch untouched; every caller is answered only after the batch's COMMIT returned, so a
+200 always means "on disk". Events are handed to `on_commit` after that, never before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pixlive.adapters.database import Database, WriteSession
+from pixlive.adapters.errors import Conflict, DatabaseUnavailable, TransientConflict
+from pixlive.adapters.repository import Repository
+from pixlive.domain.events import RecordedEvent
+from pixlive.services.unit_of_work import Job, UnitOfWork
+
+T = TypeVar("T")
+log = logging.getLogger("pixlive.writer")
+
+MAX_BATCH = 512
+BATCH_ATTEMPTS = 3  # a deadlock between two processes' batches is retried, then a 503
+
+
+@dataclass
+class _Pending:
+    job: Job[Any]
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+    events: list[RecordedEvent] = field(default_factory=list)
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        db: Database,
+        on_commit: Callable[[list[RecordedEvent]], None],
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.db = db
+        self.on_commit = on_commit
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.batches = 0
+        self.committed = 0
+
+    async def start(self) -> None:
+        for n in range(self.db.writers):
+            self._tasks.append(asyncio.create_task(self._loop(), name=f"pixlive-writer-{n}"))
+
+    async def close(self) -> None:
+        """Finishes what is queued, then stops."""
+        while not self._queue.empty():  # noqa: ASYNC110 - a queue has no "empty" event
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def run(self, job: Job[T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(job, future))
+        # shield: a caller that goes away must not cancel a write its batch already holds
+        return await asyncio.shield(future)
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except Exception:  # pragma: no cover - a bug; never leave callers waiting
+                log.exception("writer batch failed")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(DatabaseUnavailable("writer failed"))
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            try:
+                await self._attempt(batch)
+                break
+            except TransientConflict as exc:
+                if attempt == BATCH_ATTEMPTS:
+                    self._fail(batch, exc)
+                    return
+            except DatabaseUnavailable as exc:
+                self._fail(batch, exc)
+                return
+        self.batches += 1
+        self.committed += len(batch)
+        events: list[RecordedEvent] = []
+        for pending in batch:
+            if pending.error is not None:
+                pending.future.set_exception(pending.error)
+            else:
+                pending.future.set_result(pending.result)
+                events.extend(pending.events)
+        if events:
+            self.on_commit(events)
+
+    def _fail(self, batch: list[_Pending], exc: DatabaseUnavailable) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(DatabaseUnavailable(str(exc)))
+
+    async def _attempt(self, batch: list[_Pending]) -> None:
+        async with self.db.write_session() as session:
+            await session.begin()
+            try:
+                for pending in batch:
+                    await self._run_one(session, pending)
+                await session.commit()
+            except BaseException:
+                try:
+                    await session.rollback()
+                except DatabaseUnavailable:
+                    pass
+                raise
+
+    async def _run_one(self, session: WriteSession, pending: _Pending) -> None:
+        # A Conflict means another writer committed the same key first; one rerun sees it.
+        for attempt in (1, 2):
+            uow = UnitOfWork(Repository(session.conn))
+            await session.savepoint()
+            try:
+                pending.result = await pending.job(uow)
+            except DatabaseUnavailable:
+                raise
+            except Conflict as exc:
+                await session.rollback_savepoint()
+                if attempt == 2:
+                    pending.error, pending.result, pending.events = exc, None, []
+                    return
+                continue
+            except Exception as exc:
+                await session.rollback_savepoint()
+                pending.error, pending.result, pending.events = exc, None, []
+                return
+            await session.release()
+            pending.error, pending.events = None, uow.events
+            return

@@ -1,0 +1,170 @@
+"""PostgreSQL through asyncpg: a pool for reads, a few writer connections with group commit.
+
+Several writers run at once (PostgreSQL takes concurrent transactions, and its own WAL
+group commit merges their fsyncs); row locks (`FOR UPDATE`) and unique keys keep the
+races honest. Driver errors are translated here into our own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from pixlive.adapters.connection import Connection, Dialect, Row
+from pixlive.adapters.errors import Conflict, DatabaseUnavailable, TransientConflict
+
+_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+
+
+def asyncpg_dsn(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
+def _translate(exc: BaseException) -> Exception:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return Conflict(str(exc))
+    if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
+        return TransientConflict("PostgreSQL: transaction conflict, retry")
+    return DatabaseUnavailable(f"PostgreSQL: {type(exc).__name__}")
+
+
+class PostgresConnection(Connection):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.raw = conn
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None:
+        try:
+            return await self.raw.fetchrow(sql, *args)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise _translate(exc) from exc
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        try:
+            return list(await self.raw.fetch(sql, *args))
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise _translate(exc) from exc
+
+    async def execute(self, sql: str, *args: object) -> int:
+        try:
+            status = await self.raw.execute(sql, *args)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise _translate(exc) from exc
+        # asyncpg answers with the command tag, e.g. "UPDATE 1"
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+
+class PostgresWriteSession:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = PostgresConnection(conn)
+
+    async def begin(self) -> None:
+        await self.conn.execute("BEGIN")
+
+    async def commit(self) -> None:
+        await self.conn.execute("COMMIT")
+
+    async def rollback(self) -> None:
+        if self.conn.raw.is_in_transaction():
+            await self.conn.execute("ROLLBACK")
+
+    async def savepoint(self) -> None:
+        await self.conn.execute("SAVEPOINT job")
+
+    async def release(self) -> None:
+        await self.conn.execute("RELEASE SAVEPOINT job")
+
+    async def rollback_savepoint(self) -> None:
+        await self.conn.execute("ROLLBACK TO SAVEPOINT job")
+        await self.conn.execute("RELEASE SAVEPOINT job")
+
+
+class PostgresDatabase:
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, *, writers: int = 4, pool_size: int = 10) -> None:
+        self.dsn = asyncpg_dsn(url)
+        self.writers = writers
+        self._pool_size = max(pool_size, writers + 2)
+        self._pool: asyncpg.Pool | None = None
+
+    async def _ensure_pool(self) -> asyncpg.Pool:
+        # Created lazily so that a server started while PostgreSQL is down comes up,
+        # answers 503, and recovers on its own once the database is back.
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.dsn,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    command_timeout=10,
+                    timeout=5,
+                    server_settings={"application_name": "pixlive"},
+                )
+            except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+                raise _translate(exc) from exc
+        return self._pool
+
+    async def start(self) -> None:
+        try:
+            await self._ensure_pool()
+        except DatabaseUnavailable:
+            pass  # reported by /readyz and as 503s until it comes back
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        pool = await self._ensure_pool()
+        try:
+            conn = await pool.acquire()
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise _translate(exc) from exc
+        try:
+            yield conn
+        finally:
+            try:
+                await pool.release(conn)
+            except (*_UNAVAILABLE, asyncpg.PostgresError):
+                conn.terminate()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Connection]:
+        async with self._acquire() as conn:
+            yield PostgresConnection(conn)
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[PostgresWriteSession]:
+        async with self._acquire() as conn:
+            yield PostgresWriteSession(conn)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.read() as conn:
+                await conn.fetchrow("SELECT 1")
+            return True
+        except DatabaseUnavailable:
+            return False

@@ -1,0 +1,87 @@
+"""The tables, as SQLAlchemy metadata: what Alembic migrates and what the repository's SQL reads.
+
+Times are BIGINT milliseconds since the epoch (UTC) and JSON is TEXT, so that one set of
+statements serves SQLite and PostgreSQL alike.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so autoincrementing).
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+charges = sa.Table(
+    "charges",
+    metadata,
+    sa.Column("id", sa.String(25), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("paid_at", sa.BigInteger),
+    sa.Column("end_to_end_id", sa.String(32)),
+    sa.Column("payer", sa.Text),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("brcode", sa.Text, nullable=False),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index("ix_charges_created", "created_at", "id"),
+    sa.Index("ix_charges_status_created", "status", "created_at", "id"),
+    sa.Index("ix_charges_active_expiry", "status", "expires_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("payment_id", sa.String(25), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_events_payment", "payment_id", "id"),
+)
+
+received_pix = sa.Table(
+    "received_pix",
+    metadata,
+    sa.Column("end_to_end_id", sa.String(32), primary_key=True),
+    sa.Column("txid", sa.String(35)),
+    sa.Column("value", sa.BigInteger, nullable=False),
+    sa.Column("horario", sa.Text, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("payment_id", sa.String(25)),
+    sa.Column("received_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_received_pix_payment", "payment_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger),
+    # A revoked key's name may be given to a new key.
+    sa.Index(
+        "uq_api_keys_active_name",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("revoked_at IS NULL"),
+        postgresql_where=sa.text("revoked_at IS NULL"),
+    ),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("api_key_id", sa.BigInteger, primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("payment_id", sa.String(25), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,88 @@
+"""The ASGI application: routes, error shapes, limits, security headers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pixlive import __version__
+from pixlive.api import charges, errors, ops, sandbox, streams, webhook
+from pixlive.api.limits import BodyLimit
+from pixlive.api.pages import WEB
+from pixlive.runtime import Runtime
+from pixlive.settings import Settings
+
+log = logging.getLogger("pixlive")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    # The charge id in the URL is what lets one read it: never leak it to another site.
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Swagger UI needs inline script and a CDN; it is the only page left without CSP.
+        with_csp = not scope["path"].startswith("/docs")
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(_HEADERS)
+                if with_csp:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        await runtime.start()
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="pixlive",
+        version=__version__,
+        description="Self-hosted Pix checkout with live payment confirmation.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    errors.install(app)
+    app.include_router(webhook.router)
+    app.include_router(charges.router)
+    app.include_router(streams.router)
+    app.include_router(ops.router)
+    if settings.sandbox:
+        app.include_router(sandbox.router)
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

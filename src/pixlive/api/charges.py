@@ -1,0 +1,175 @@
+"""Merchant API: create, list, cancel charges; and the public read of one charge."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from pixlive.adapters.qrcode import qr_png, qr_svg
+from pixlive.api.dependencies import (
+    ApiKeyDep,
+    ChargeIdDep,
+    OptionalApiKeyDep,
+    RuntimeDep,
+)
+from pixlive.api.errors import ApiError
+from pixlive.api.models import ChargeCreate, ChargeList, ChargeOut, ErrorOut, MerchantChargeOut
+from pixlive.api.pages import render_payment_page, wants_html
+from pixlive.domain.charge import Payer, Status
+from pixlive.runtime import utcnow
+from pixlive.services import charges as service
+from pixlive.services.charges import Idempotency, NewCharge
+
+router = APIRouter(tags=["charges"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "No valid API key"},
+    404: {"model": ErrorOut, "description": "No such charge"},
+    409: {"model": ErrorOut, "description": "Conflict"},
+    422: {"model": ErrorOut, "description": "Invalid request"},
+}
+
+
+def _encode_cursor(created_ms: int, charge_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_ms}:{charge_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, charge_id = text.split(":", 1)
+        return int(created), charge_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
+
+
+@router.post(
+    "/payments/pix",
+    status_code=201,
+    response_model=MerchantChargeOut,
+    responses=ERRORS,
+    summary="Create a Pix charge",
+)
+async def create_charge(
+    body: ChargeCreate,
+    runtime: RuntimeDep,
+    api_key: ApiKeyDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> MerchantChargeOut:
+    command = NewCharge(
+        value=body.value,
+        expires_in=body.expires_in,
+        description=body.description,
+        payer=Payer(**body.payer.model_dump()) if body.payer else None,
+        metadata=body.metadata,
+    )
+    idempotency = None
+    if idempotency_key is not None:
+        fingerprint = hashlib.sha256(
+            orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+        idempotency = Idempotency(api_key.id, idempotency_key, fingerprint)
+    now = utcnow()
+    charge, created = await runtime.writer.run(
+        lambda uow: service.create_charge(uow, command, runtime.receiver, now, idempotency)
+    )
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return MerchantChargeOut.of(service.as_seen_at(charge, utcnow()), runtime.settings.base_url)
+
+
+@router.get("/payments/pix", response_model=ChargeList, responses=ERRORS, summary="List charges")
+async def list_charges(
+    runtime: RuntimeDep,
+    api_key: ApiKeyDep,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ChargeList:
+    before = _decode_cursor(cursor) if cursor else None
+    async with runtime.db.read() as conn:
+        # One more than asked tells whether there is a next page.
+        found = await service.list_charges(
+            conn, utcnow(), status=status, before=before, limit=limit + 1
+        )
+    page = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        last = page[-1]
+        next_cursor = _encode_cursor(int(last.created_at.timestamp() * 1000), last.id)
+    base = runtime.settings.base_url
+    return ChargeList(data=[MerchantChargeOut.of(c, base) for c in page], next_cursor=next_cursor)
+
+
+@router.post(
+    "/payments/pix/{payment_id}/cancel",
+    response_model=MerchantChargeOut,
+    responses=ERRORS,
+    summary="Cancel an ACTIVE charge",
+)
+async def cancel_charge(
+    payment_id: ChargeIdDep, runtime: RuntimeDep, api_key: ApiKeyDep
+) -> MerchantChargeOut:
+    now = utcnow()
+    charge = await runtime.writer.run(lambda uow: service.cancel_charge(uow, payment_id, now))
+    return MerchantChargeOut.of(charge, runtime.settings.base_url)
+
+
+@router.get(
+    "/payments/pix/{payment_id}",
+    response_model=ChargeOut | MerchantChargeOut,
+    responses={**ERRORS, 200: {"content": {"text/html": {}}}},
+    summary="The payment page (HTML) or the charge (JSON)",
+)
+async def read_charge(
+    payment_id: ChargeIdDep,
+    request: Request,
+    runtime: RuntimeDep,
+    api_key: OptionalApiKeyDep,
+) -> ChargeOut | MerchantChargeOut | HTMLResponse:
+    async with runtime.db.read() as conn:
+        charge = await service.get_charge(conn, payment_id, utcnow())
+    if wants_html(request):
+        return render_payment_page(request, runtime, charge)
+    base = runtime.settings.base_url
+    return MerchantChargeOut.of(charge, base) if api_key else ChargeOut.of(charge, base)
+
+
+@router.get(
+    "/payments/pix/{payment_id}/qrcode.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, 404: {"model": ErrorOut}},
+    summary="QR code of the charge's BR Code (SVG)",
+)
+async def qrcode_svg(payment_id: ChargeIdDep, runtime: RuntimeDep) -> Response:
+    async with runtime.db.read() as conn:
+        charge = await service.get_charge(conn, payment_id, utcnow())
+    return Response(
+        qr_svg(charge.brcode),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get(
+    "/payments/pix/{payment_id}/qrcode.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}},
+    summary="QR code of the charge's BR Code (PNG)",
+)
+async def qrcode_png(payment_id: ChargeIdDep, runtime: RuntimeDep) -> Response:
+    async with runtime.db.read() as conn:
+        charge = await service.get_charge(conn, payment_id, utcnow())
+    return Response(
+        qr_png(charge.brcode),
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

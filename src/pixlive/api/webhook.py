@@ -1,0 +1,146 @@
+"""The PSP's confirmation webhook, in the Banco Central's API Pix format.
+
+The raw body is read first, because the signature covers its exact bytes; only an
+authenticated body is parsed. Each delivery runs as one use case in the group-commit
+writer, so the 200 goes out after its Pix are on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from pixlive import metrics
+from pixlive.api.dependencies import RuntimeDep
+from pixlive.api.errors import error_response
+from pixlive.api.models import ErrorOut, PixIn, WebhookIn, WebhookOut
+from pixlive.domain.money import parse_amount
+from pixlive.runtime import utcnow
+from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
+from pixlive.services.signature import HEADER, SignatureError, verify, verify_token
+from pixlive.services.unit_of_work import UnitOfWork
+
+router = APIRouter(tags=["PSP webhook"])
+
+OPENAPI_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
+    },
+    "parameters": [
+        {
+            "name": HEADER,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of f'{t}.' + raw body>",
+        }
+    ],
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookOut},
+    400: {"model": ErrorOut},
+    401: {"model": ErrorOut},
+    413: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+    503: {"model": ErrorOut},
+}
+
+
+def _horario(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("horario needs a time zone")
+    return moment
+
+
+def _incoming(item: PixIn, raw: dict[str, Any]) -> IncomingPix:
+    return IncomingPix(
+        end_to_end_id=item.endToEndId,
+        txid=item.txid,
+        value=parse_amount(item.valor, strict=True),
+        horario=_horario(item.horario),
+        raw=raw,
+    )
+
+
+async def _confirm_all(uow: UnitOfWork, items: list[IncomingPix]) -> list[Outcome]:
+    now = utcnow()
+    return [await confirm_pix(uow, item, now) for item in items]
+
+
+async def receive(
+    request: Request,
+    runtime: RuntimeDep,
+    hmac: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    body = await request.body()
+    settings = runtime.settings
+    try:
+        if settings.webhook_auth == "token":
+            verify_token(settings.secret, hmac)
+        else:
+            verify(
+                settings.secret,
+                request.headers.get(HEADER),
+                body,
+                time.time(),
+                settings.webhook_tolerance_seconds,
+            )
+    except SignatureError as exc:
+        metrics.webhook_rejected.labels("auth").inc()
+        return error_response(401, "invalid_signature", str(exc))
+
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        metrics.webhook_rejected.labels("malformed").inc()
+        return error_response(400, "invalid_json", "the body is not valid JSON")
+    try:
+        parsed = WebhookIn.model_validate(document)
+        raw_items = document["pix"] if isinstance(document["pix"], list) else [document["pix"]]
+        items = parsed.pix if isinstance(parsed.pix, list) else [parsed.pix]
+        incoming = [_incoming(item, raw) for item, raw in zip(items, raw_items, strict=True)]
+    except (ValidationError, ValueError, TypeError) as exc:
+        metrics.webhook_rejected.labels("malformed").inc()
+        return error_response(422, "invalid_pix", _explain(exc))
+
+    outcomes = await runtime.writer.run(lambda uow: _confirm_all(uow, incoming))
+    results = []
+    for item, outcome in zip(incoming, outcomes, strict=True):
+        metrics.webhook_pix.labels(outcome.value).inc()
+        results.append(
+            {
+                "endToEndId": item.end_to_end_id,
+                "outcome": outcome.value,
+                "payment_id": item.txid if outcome in (Outcome.PAID, Outcome.MISMATCH) else None,
+            }
+        )
+    return JSONResponse({"results": results})
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    return str(exc) or "invalid Pix"
+
+
+for path in ("/payments/pix/confirmation", "/payments/pix/confirmation/pix"):
+    router.add_api_route(
+        path,
+        receive,
+        methods=["POST"],
+        response_model=None,
+        responses=RESPONSES,
+        openapi_extra=OPENAPI_BODY,
+        summary="PSP confirmation webhook (API Pix body)",
+        include_in_schema=path.endswith("confirmation"),
+    )

@@ -1,0 +1,192 @@
+"""The `pixlive` command: serve, migrate, apikey, simulate-payment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import httpx
+
+from pixlive.adapters.database import database_from_url
+from pixlive.adapters.errors import Conflict, DatabaseUnavailable
+from pixlive.adapters.group_commit import GroupCommitWriter
+from pixlive.adapters.migrate import upgrade
+from pixlive.adapters.repository import ApiKey
+from pixlive.runtime import utcnow
+from pixlive.services import api_keys
+from pixlive.services.psp import signed_headers, webhook_body
+from pixlive.settings import MissingSettings, Settings
+
+T = TypeVar("T")
+
+
+async def _with_writer(settings: Settings, job: Callable[[GroupCommitWriter], Awaitable[T]]) -> T:
+    db = database_from_url(settings.database_url)
+    await db.start()
+    writer = GroupCommitWriter(db, lambda events: None)
+    await writer.start()
+    try:
+        return await job(writer)
+    finally:
+        await writer.close()
+        await db.close()
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    settings.check()
+    base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
+    if settings.sandbox:
+        key = asyncio.run(
+            _with_writer(
+                settings,
+                lambda w: w.run(lambda uow: api_keys.replace_api_key(uow, "sandbox", utcnow())),
+            )
+        )
+        print("pixlive sandbox", flush=True)
+        print(f"  open            {base}/", flush=True)
+        print(f"  API key         {key}", flush=True)
+        print(f"  webhook secret  {settings.secret}", flush=True)
+    tls: dict[str, object] = {}
+    if args.tls_cert:
+        tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
+        if args.client_ca:
+            tls.update(ssl_ca_certs=args.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    uvicorn.run(
+        "pixlive.api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        ws_per_message_deflate=False,
+        proxy_headers=True,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=8,
+        **tls,  # type: ignore[arg-type]
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    upgrade(settings.database_url)
+    print("schema is up to date")
+    return 0
+
+
+def _apikey(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "create":
+        try:
+            key = asyncio.run(
+                _with_writer(
+                    settings,
+                    lambda w: w.run(lambda uow: api_keys.create_api_key(uow, args.name, utcnow())),
+                )
+            )
+        except Conflict:
+            print(f"an active key named {args.name!r} already exists", file=sys.stderr)
+            return 1
+        print(f"created API key {args.name!r}; it is shown only now:")
+        print(key)
+        return 0
+    if args.action == "revoke":
+        done = asyncio.run(
+            _with_writer(
+                settings,
+                lambda w: w.run(lambda uow: api_keys.revoke_api_key(uow, args.name, utcnow())),
+            )
+        )
+        print(f"revoked {args.name!r}" if done else f"no active key named {args.name!r}")
+        return 0 if done else 1
+
+    async def listing(writer: GroupCommitWriter) -> list[ApiKey]:
+        async with writer.db.read() as conn:
+            return await api_keys.list_api_keys(conn)
+
+    for item in asyncio.run(_with_writer(settings, listing)):
+        state = "revoked" if item.revoked_at else "active"
+        print(f"{item.name}\t{item.prefix}…\t{state}\t{item.created_at:%Y-%m-%d %H:%M:%S}Z")
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    base = (args.url or settings.base_url).rstrip("/")
+    with httpx.Client(timeout=10) as client:
+        valor = args.value
+        if valor is None:
+            answer = client.get(f"{base}/payments/pix/{args.id}")
+            if answer.status_code != 200:
+                print(
+                    f"cannot read the charge: {answer.status_code} {answer.text}", file=sys.stderr
+                )
+                return 1
+            valor = answer.json()["value"]
+        body = webhook_body(args.id, valor)
+        params = {"hmac": settings.secret} if settings.webhook_auth == "token" else {}
+        answer = client.post(
+            f"{base}/payments/pix/confirmation",
+            content=body,
+            headers=signed_headers(settings.secret, body),
+            params=params,
+        )
+    print(answer.text)
+    return 0 if answer.status_code == 200 else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="pixlive", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--tls-cert")
+    serve.add_argument("--tls-key")
+    serve.add_argument("--client-ca", help="require client certificates signed by this CA")
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(run=_migrate)
+
+    apikey = commands.add_parser("apikey", help="manage merchant API keys")
+    actions = apikey.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key; printed alone on the last line")
+    create.add_argument("name")
+    actions.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = actions.add_parser("revoke", help="revoke the active key of that name")
+    revoke.add_argument("name")
+    apikey.set_defaults(run=_apikey)
+
+    simulate = commands.add_parser(
+        "simulate-payment", help="send a signed webhook for a charge, as a PSP would"
+    )
+    simulate.add_argument("id")
+    simulate.add_argument("--value", help="valor to send (default: the charge's value)")
+    simulate.add_argument("--url", help="base URL of the server (default: PIXLIVE_PUBLIC_URL)")
+    simulate.set_defaults(run=_simulate)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "serve" and bool(args.tls_cert) != bool(args.tls_key):
+        print("--tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings()
+        result: int = args.run(args, settings)
+        return result
+    except MissingSettings as exc:
+        print(f"pixlive: {exc}", file=sys.stderr)
+        return 2
+    except DatabaseUnavailable as exc:
+        print(f"pixlive: database unavailable: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Prometheus metrics: what an operator watches (GET /metrics)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+subscribers = Gauge("pixlive_subscribers", "Live subscribers", ["transport"])
+events_published = Counter("pixlive_events_published_total", "Events published after commit")
+events_delivered = Counter(
+    "pixlive_events_delivered_total", "Events handed to live subscribers", ["transport"]
+)
+subscribers_dropped = Counter(
+    "pixlive_subscribers_dropped_total", "Subscribers disconnected for not keeping up"
+)
+bus_reconnects = Gauge("pixlive_bus_reconnects", "Times the bus subscription was re-established")
+webhook_pix = Counter("pixlive_webhook_pix_total", "Pix received by the webhook", ["outcome"])
+webhook_rejected = Counter(
+    "pixlive_webhook_rejected_total", "Webhook deliveries refused", ["reason"]
+)
+commit_batch = Histogram(
+    "pixlive_commit_batch_size",
+    "Use cases committed per transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)

@@ -1,0 +1,76 @@
+"""The process's long-lived parts, started and stopped together: database, group-commit
+writer, bus, hub, expiry sweeper. Entry points reach them through this one object."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from pixlive.adapters.bus import bus_from_url
+from pixlive.adapters.database import Database, database_from_url
+from pixlive.adapters.errors import DatabaseUnavailable
+from pixlive.adapters.group_commit import GroupCommitWriter
+from pixlive.adapters.repository import Repository
+from pixlive.domain.events import RecordedEvent
+from pixlive.realtime.hub import Hub
+from pixlive.services.charges import Receiver
+from pixlive.services.expiry import expire_due
+from pixlive.settings import Settings
+
+log = logging.getLogger("pixlive")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: Database = database_from_url(settings.database_url)
+        self.hub = Hub(bus_from_url(settings.bus_url), self.load_events)
+        self.writer = GroupCommitWriter(self.db, self.hub.publish_committed)
+        self.receiver = Receiver(
+            pix_key=settings.receiver_pix_key,
+            name=settings.receiver_name,
+            city=settings.receiver_city,
+        )
+        self._sweeper: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.db.start()
+        await self.writer.start()
+        await self.hub.start()
+        self._sweeper = asyncio.create_task(self._sweep(), name="pixlive-expiry")
+
+    async def close(self) -> None:
+        self.stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.writer.close()
+        await self.hub.close()
+        await self.db.close()
+
+    async def load_events(
+        self, payment_id: str | None, after: int, limit: int
+    ) -> list[RecordedEvent]:
+        async with self.db.read() as conn:
+            repo = Repository(conn)
+            if payment_id is None:
+                return await repo.all_events_after(after, limit)
+            return await repo.events_after(payment_id, after, limit)
+
+    async def _sweep(self) -> None:
+        interval = self.settings.expiry_sweep_seconds
+        while True:
+            try:
+                while await self.writer.run(lambda uow: expire_due(uow, utcnow())):
+                    pass
+            except DatabaseUnavailable as exc:
+                log.warning("expiry sweep skipped: %s", exc)
+            await asyncio.sleep(interval)

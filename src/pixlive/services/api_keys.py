@@ -1,0 +1,52 @@
+"""API keys: shown once at creation, kept only as a SHA-256 hash.
+
+The keys are 256 random bits, so a plain fast hash is enough: there is nothing to
+brute-force, unlike a password.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from pixlive.adapters.connection import Connection
+from pixlive.adapters.repository import ApiKey, Repository
+from pixlive.services.unit_of_work import UnitOfWork
+
+PREFIX = "pxl_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_api_key(uow: UnitOfWork, name: str, now: datetime, key: str | None = None) -> str:
+    """Stores a new key under `name` and returns it: the only time it is ever seen."""
+    key = key or new_key()
+    await uow.repo.add_api_key(name, hash_key(key), key[:8], now)
+    return key
+
+
+async def replace_api_key(uow: UnitOfWork, name: str, now: datetime) -> str:
+    """Revokes the active key of that name, if any, and creates a new one (sandbox start)."""
+    await uow.repo.revoke_api_key(name, now)
+    return await create_api_key(uow, name, now)
+
+
+async def revoke_api_key(uow: UnitOfWork, name: str, now: datetime) -> bool:
+    return await uow.repo.revoke_api_key(name, now)
+
+
+async def authenticate(conn: Connection, key: str) -> ApiKey | None:
+    if not key.startswith(PREFIX) or len(key) > 200:
+        return None
+    return await Repository(conn).find_api_key(hash_key(key))
+
+
+async def list_api_keys(conn: Connection) -> list[ApiKey]:
+    return await Repository(conn).list_api_keys()

@@ -1,0 +1,164 @@
+"""A real pixlive server on a free port, started as a user would start it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pixlive.services.psp import signed_headers, webhook_body
+
+SECRET = "whsec_test_" + "x" * 24
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    api_key: str
+    secret: str
+    env: dict[str, str]
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def create_charge(self, value: str = "12.34", **fields: Any) -> dict[str, Any]:
+        answer = httpx.post(
+            f"{self.url}/payments/pix", json={"value": value, **fields}, headers=self.auth
+        )
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+    def pay(
+        self, payment_id: str, valor: str = "12.34", end_to_end_id: str | None = None
+    ) -> httpx.Response:
+        body = webhook_body(payment_id, valor, end_to_end_id)
+        return httpx.post(
+            f"{self.url}/payments/pix/confirmation",
+            content=body,
+            headers=signed_headers(self.secret, body),
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def pixlive(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pixlive.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def server_env(workdir: Path, port: int, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXLIVE_")}
+    env.update(
+        PIXLIVE_ENV="sandbox",
+        PIXLIVE_DATABASE_URL=f"sqlite+aiosqlite:///{workdir}/pixlive.db",
+        PIXLIVE_WEBHOOK_SECRET=SECRET,
+        PIXLIVE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PIXLIVE_LOG_LEVEL="warning",
+    )
+    env.update(overrides)
+    return env
+
+
+def start_server(
+    workdir: Path,
+    *,
+    port: int | None = None,
+    migrate: bool = True,
+    api_key: str | None = None,
+    workers: int = 1,
+    **overrides: str,
+) -> Server:
+    """Migrates, makes an API key, starts `pixlive serve` and waits for /healthz."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = server_env(workdir, port, **overrides)
+    if migrate:
+        done = pixlive(env, workdir, "migrate")
+        assert done.returncode == 0, done.stderr
+    if api_key is None:
+        made = pixlive(env, workdir, "apikey", "create", f"test-{port}")
+        assert made.returncode == 0, made.stderr
+        api_key = made.stdout.strip().splitlines()[-1]
+    log = workdir / f"server-{port}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pixlive.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(
+        f"http://127.0.0.1:{port}",
+        api_key,
+        env.get("PIXLIVE_WEBHOOK_SECRET", SECRET),
+        env,
+        workdir,
+        process,
+        log,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = start_server(tmp_path / "server")
+    try:
+        yield running
+    finally:
+        running.stop()
