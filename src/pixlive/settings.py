@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     expiry_sweep_seconds: float = Field(1.0, gt=0)
     log_level: str = "info"
+    max_subscribers_per_charge: int = Field(20, ge=1)
+    sse_keepalive_seconds: float = Field(15.0, gt=0, le=20)
 
     @property
     def sandbox(self) -> bool:

@@ -1,5 +1,366 @@
-"""Live streams of a charge's events: WebSocket, Server-Sent Events, long poll."""
+"""Live events of a charge over WebSocket, Server-Sent Events and long poll; and the
+merchant's stream of all its charges' events.
 
-from fastapi import APIRouter
+Every stream subscribes to the hub first and reads the database second, so nothing that
+commits in between can fall into a gap: it is either in the snapshot or backlog (and its
+live copy is skipped by id) or it arrives live. A client that reconnects says where it
+stopped and gets the events after that from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi.responses import Response, StreamingResponse
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from pixlive import metrics
+from pixlive.adapters.repository import Repository
+from pixlive.api.dependencies import ApiKeyDep, ChargeIdDep, RuntimeDep
+from pixlive.api.errors import ApiError, error_response
+from pixlive.api.models import ChargeOut, ErrorOut
+from pixlive.domain.errors import ChargeNotFound
+from pixlive.domain.ids import is_charge_id
+from pixlive.realtime.hub import Closed, Subscriber
+from pixlive.realtime.wire import Delivery, delivery
+from pixlive.runtime import Runtime, utcnow
+from pixlive.services.charges import get_charge
 
 router = APIRouter(tags=["live"])
+
+BACKLOG_LIMIT = 1000
+POLL_MAX_SECONDS = 30
+# WebSocket close codes: 1000 done (final event), 1012 server restarting, 1013 try again later.
+CLOSE_CODES = {Closed.SHUTDOWN: 1012, Closed.SLOW: 1013}
+SSE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Accel-Buffering": "no",  # nginx would otherwise hold the events back
+}
+
+
+class Opened:
+    """What a stream sends before going live: the snapshot, then the backlog."""
+
+    __slots__ = ("backlog", "final", "last_event_id", "snapshot", "subscriber")
+
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        snapshot: dict[str, Any],
+        backlog: list[Delivery],
+        final: bool,
+    ) -> None:
+        self.subscriber = subscriber
+        self.snapshot = snapshot
+        self.backlog = backlog
+        self.final = final
+        self.last_event_id = max([snapshot["last_event_id"], *(d.id for d in backlog)])
+
+
+async def open_stream(
+    runtime: Runtime, payment_id: str, after: int | None, transport: str
+) -> Opened:
+    hub = runtime.hub
+    if hub.count(payment_id) >= runtime.settings.max_subscribers_per_charge:
+        raise ApiError(
+            429,
+            "too_many_subscribers",
+            "too many live connections to this charge",
+            {"Retry-After": "5"},
+        )
+    subscriber = hub.subscribe(payment_id, transport)
+    try:
+        async with runtime.db.read() as conn:
+            charge = await get_charge(conn, payment_id, utcnow())
+            events = []
+            if after is not None and after < charge.last_event_id:
+                events = await Repository(conn).events_after(payment_id, after, BACKLOG_LIMIT)
+    except BaseException:
+        hub.unsubscribe(subscriber)
+        raise
+    snapshot = {
+        "type": "snapshot",
+        "last_event_id": charge.last_event_id,
+        "payment": ChargeOut.of(charge, runtime.settings.base_url).model_dump(mode="json"),
+    }
+    backlog = [delivery(event) for event in events]
+    opened = Opened(subscriber, snapshot, backlog, charge.status.is_final)
+    subscriber.mark_sent(opened.last_event_id)
+    return opened
+
+
+def _fresh(items: list[Delivery], after: int) -> list[Delivery]:
+    return [item for item in items if item.id > after]
+
+
+# WebSocket -------------------------------------------------------------------------------
+
+
+@router.websocket("/payments/pix/{payment_id}/ws")
+async def websocket_stream(
+    websocket: WebSocket, payment_id: str, after: Annotated[int | None, Query(ge=0)] = None
+) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    if not is_charge_id(payment_id):
+        await websocket.send_denial_response(
+            error_response(404, "not_found", "no charge with this id")
+        )
+        return
+    try:
+        opened = await open_stream(runtime, payment_id, after, "websocket")
+    except ChargeNotFound:
+        await websocket.send_denial_response(
+            error_response(404, "not_found", "no charge with this id")
+        )
+        return
+    except ApiError as exc:
+        await websocket.accept()
+        await websocket.close(1013, exc.message)
+        return
+    subscriber = opened.subscriber
+    sender: asyncio.Task[None] | None = None
+    try:
+        await websocket.accept()
+        await websocket.send_text(orjson.dumps(opened.snapshot).decode())
+        for item in opened.backlog:
+            await websocket.send_text(item.text)
+        metrics.events_delivered.labels("websocket").inc(len(opened.backlog))
+        if opened.final or any(item.final for item in opened.backlog):
+            await websocket.close(1000)
+            return
+        sent = opened.last_event_id
+
+        async def drain() -> None:
+            # Runs only while there is something to send: an idle connection has no task.
+            nonlocal sent, sender
+            try:
+                while subscriber.pending:
+                    for item in _fresh(subscriber.take(), sent):
+                        await websocket.send_text(item.text)
+                        metrics.events_delivered.labels("websocket").inc()
+                        sent = item.id
+                        if item.final:
+                            await websocket.close(1000)
+                            subscriber.close("done")
+                            return
+                if subscriber.closed is not None and subscriber.closed != "done":
+                    await websocket.close(CLOSE_CODES.get(subscriber.closed, 1011))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                subscriber.close("gone")
+            finally:
+                sender = None
+
+        def on_ready() -> None:
+            nonlocal sender
+            if sender is None:
+                sender = asyncio.get_running_loop().create_task(drain())
+
+        subscriber.on_ready = on_ready
+        if subscriber.pending or subscriber.closed is not None:
+            on_ready()
+        # The handler's own coroutine waits for the client to leave; messages from the
+        # client carry nothing and are ignored.
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        subscriber.on_ready = None
+        runtime.hub.unsubscribe(subscriber)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender
+        if websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(1000)
+
+
+# Server-Sent Events ------------------------------------------------------------------------
+
+
+def _sse_after(last_event_id: str | None, after: int | None) -> int | None:
+    if last_event_id is not None and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    return after
+
+
+async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> AsyncIterator[bytes]:
+    subscriber = opened.subscriber
+    keepalive = runtime.settings.sse_keepalive_seconds
+    try:
+        # retry: how long the browser waits before it reconnects by itself
+        snapshot = orjson.dumps(opened.snapshot).decode()
+        # The snapshot's id is where the backlog starts, so that a connection lost in the
+        # middle of the backlog resumes from the last event really received.
+        resume_from = opened.backlog[0].id - 1 if opened.backlog else opened.last_event_id
+        yield (f"retry: 1000\nid: {resume_from}\nevent: snapshot\ndata: {snapshot}\n\n").encode()
+        for item in opened.backlog:
+            yield item.sse
+        metrics.events_delivered.labels("sse").inc(len(opened.backlog))
+        if opened.final or any(item.final for item in opened.backlog):
+            return
+        sent = opened.last_event_id
+        while True:
+            try:
+                async with asyncio.timeout(keepalive):
+                    await subscriber.wait()
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            for item in _fresh(subscriber.take(), sent):
+                yield item.sse
+                metrics.events_delivered.labels("sse").inc()
+                sent = item.id
+                if item.final:
+                    return
+            if subscriber.closed is not None:
+                return
+    finally:
+        runtime.hub.unsubscribe(subscriber)
+
+
+@router.get(
+    "/payments/pix/{payment_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        404: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+    },
+    summary="Server-Sent Events of one charge",
+)
+async def sse_stream(
+    payment_id: ChargeIdDep,
+    request: Request,
+    runtime: RuntimeDep,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    opened = await open_stream(runtime, payment_id, _sse_after(last_event_id, after), "sse")
+    return StreamingResponse(
+        _sse_body(runtime, opened, request), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+# Long poll ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/payments/pix/{payment_id}/poll",
+    responses={404: {"model": ErrorOut}, 429: {"model": ErrorOut}},
+    summary="Long poll: the events after `after`, waiting up to `timeout` seconds",
+)
+async def long_poll(
+    payment_id: ChargeIdDep,
+    runtime: RuntimeDep,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    timeout: Annotated[float, Query(ge=0, le=POLL_MAX_SECONDS)] = 25,  # noqa: ASYNC109
+) -> Response:
+    opened = await open_stream(runtime, payment_id, after, "poll")
+    subscriber = opened.subscriber
+    try:
+        events = opened.backlog
+        snapshot = opened.snapshot
+        if not events and not opened.final and timeout > 0:
+            try:
+                async with asyncio.timeout(timeout):
+                    while not events and subscriber.closed is None:
+                        await subscriber.wait()
+                        events = _fresh(subscriber.take(), opened.last_event_id)
+            except TimeoutError:
+                pass
+            if events:
+                # The snapshot read before the wait is older than these events.
+                async with runtime.db.read() as conn:
+                    charge = await get_charge(conn, payment_id, utcnow())
+                snapshot = {
+                    "type": "snapshot",
+                    "last_event_id": charge.last_event_id,
+                    "payment": ChargeOut.of(charge, runtime.settings.base_url).model_dump(
+                        mode="json"
+                    ),
+                }
+        metrics.events_delivered.labels("poll").inc(len(events))
+    finally:
+        runtime.hub.unsubscribe(subscriber)
+    body = b'{"snapshot":%s,"events":[%s]}' % (
+        orjson.dumps(snapshot),
+        ",".join(item.text for item in events).encode(),
+    )
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+# The merchant's stream ----------------------------------------------------------------------
+
+
+async def _merchant_body(
+    runtime: Runtime, subscriber: Subscriber, backlog: list[Delivery]
+) -> AsyncIterator[bytes]:
+    keepalive = runtime.settings.sse_keepalive_seconds
+    try:
+        yield b"retry: 1000\n\n"
+        for item in backlog:
+            yield item.sse
+        while True:
+            try:
+                async with asyncio.timeout(keepalive):
+                    await subscriber.wait()
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            for item in subscriber.take():
+                yield item.sse
+                metrics.events_delivered.labels("merchant_sse").inc()
+            if subscriber.closed is not None:
+                return
+    finally:
+        runtime.hub.unsubscribe(subscriber)
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 401: {"model": ErrorOut}},
+    summary="Server-Sent Events of every event of the merchant's charges",
+)
+async def merchant_stream(
+    runtime: RuntimeDep,
+    api_key: ApiKeyDep,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    start = _sse_after(last_event_id, after)
+    subscriber = runtime.hub.subscribe(None, "merchant_sse")
+    try:
+        async with runtime.db.read() as conn:
+            repo = Repository(conn)
+            if start is None:
+                start = await repo.last_event_id()
+                events = []
+            else:
+                events = await repo.all_events_after(start, BACKLOG_LIMIT * 10)
+    except BaseException:
+        runtime.hub.unsubscribe(subscriber)
+        raise
+    backlog = [delivery(event) for event in events]
+    subscriber.mark_sent(start)
+    for item in backlog:
+        subscriber.mark_sent(item.id)
+    # Live items already queued that the backlog also holds are dropped here, by id.
+    seen = {item.id for item in backlog}
+    subscriber.pending = type(subscriber.pending)(
+        item for item in subscriber.pending if item.id not in seen and item.id > start
+    )
+    return StreamingResponse(
+        _merchant_body(runtime, subscriber, backlog),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )

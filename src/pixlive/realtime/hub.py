@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
 from pixlive import metrics
@@ -24,51 +24,98 @@ log = logging.getLogger("pixlive.hub")
 
 QUEUE_LIMIT = 256
 CATCH_UP_PAGE = 1000
+MERCHANT_MEMORY = 4096
 
 LoadEvents = Callable[[str | None, int, int], Awaitable[list[RecordedEvent]]]
 """(payment id or None for all, after id, limit) → events from the database."""
 
 
-class Subscriber:
-    """A bounded mailbox; a subscriber that cannot keep up is dropped (it resumes by id)."""
+class Closed:
+    SLOW = "slow"
+    SHUTDOWN = "shutdown"
 
-    def __init__(self, payment_id: str | None, transport: str, limit: int = QUEUE_LIMIT) -> None:
+
+class Subscriber:
+    """A bounded mailbox with a wake-up, not a task: an idle subscriber costs a few objects.
+
+    A subscriber that cannot keep up is closed (its client resumes by id) rather than
+    let the server's memory grow.
+    """
+
+    __slots__ = (
+        "_seen",
+        "_waiter",
+        "closed",
+        "last_id",
+        "on_ready",
+        "payment_id",
+        "pending",
+        "transport",
+    )
+
+    def __init__(self, payment_id: str | None, transport: str) -> None:
         self.payment_id = payment_id
         self.transport = transport
-        self.queue: asyncio.Queue[Delivery | None] = asyncio.Queue()
-        self.limit = limit
-        self.last_id = 0  # the newest id handed to this subscriber, live or from backlog
-        self.dropped = False
+        self.pending: deque[Delivery] = deque()
+        self.last_id = 0  # the newest id handed over, live or read from the database
+        self.closed: str | None = None
+        self.on_ready: Callable[[], None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         # Merchant streams see many charges, whose ids may commit out of order across
         # processes, so they remember recent ids instead of only the newest.
         self._seen: OrderedDict[int, None] | None = OrderedDict() if payment_id is None else None
 
     def offer(self, item: Delivery) -> None:
-        if self.dropped:
+        if self.closed is not None:
             return
         if self._seen is None:
             if item.id <= self.last_id:
                 return
-            self.last_id = item.id
-        else:
-            if item.id in self._seen:
-                return
-            self._seen[item.id] = None
-            if len(self._seen) > 4096:
-                self._seen.popitem(last=False)
-            self.last_id = max(self.last_id, item.id)
-        if self.queue.qsize() >= self.limit:
-            self.dropped = True
-            metrics.subscribers_dropped.inc()
-            self.queue.put_nowait(None)
+        elif item.id in self._seen:
             return
-        self.queue.put_nowait(item)
+        self.mark_sent(item.id)
+        if len(self.pending) >= QUEUE_LIMIT:
+            metrics.subscribers_dropped.inc()
+            self.close(Closed.SLOW)
+            return
+        self.pending.append(item)
+        self._wake()
 
     def mark_sent(self, event_id: int) -> None:
-        """Backlog read from the database counts as delivered, so live copies are skipped."""
+        """An id handed over (or read from the database by the stream): skip live copies."""
         if self._seen is not None:
             self._seen[event_id] = None
-        self.last_id = max(self.last_id, event_id)
+            if len(self._seen) > MERCHANT_MEMORY:
+                self._seen.popitem(last=False)
+        if event_id > self.last_id:
+            self.last_id = event_id
+
+    def close(self, reason: str) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self._wake()
+
+    def take(self) -> list[Delivery]:
+        items = list(self.pending)
+        self.pending.clear()
+        return items
+
+    async def wait(self) -> None:
+        """Returns when there is something to take, or the subscriber is closed."""
+        if self.pending or self.closed is not None:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 class Hub:
@@ -82,13 +129,16 @@ class Hub:
     async def start(self) -> None:
         await self.bus.start(self._on_message, self._catch_up)
 
+    def close_subscribers(self, reason: str = Closed.SHUTDOWN) -> None:
+        for group in [*self._by_payment.values(), self._merchant]:
+            for subscriber in list(group):
+                subscriber.close(reason)
+
     async def close(self) -> None:
         if self._publishing:
             await asyncio.gather(*self._publishing, return_exceptions=True)
+        self.close_subscribers()
         await self.bus.close()
-        for subscribers in [*self._by_payment.values(), self._merchant]:
-            for subscriber in subscribers:
-                subscriber.queue.put_nowait(None)
 
     # subscriptions ---------------------------------------------------------------------
 
@@ -103,13 +153,16 @@ class Hub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         if subscriber.payment_id is None:
+            if subscriber not in self._merchant:
+                return
             self._merchant.discard(subscriber)
         else:
             group = self._by_payment.get(subscriber.payment_id)
-            if group is not None:
-                group.discard(subscriber)
-                if not group:
-                    del self._by_payment[subscriber.payment_id]
+            if group is None or subscriber not in group:
+                return
+            group.discard(subscriber)
+            if not group:
+                del self._by_payment[subscriber.payment_id]
         metrics.subscribers.labels(subscriber.transport).dec()
 
     def count(self, payment_id: str) -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pixlive.domain.charge import iso
-from pixlive.domain.events import RecordedEvent
+from pixlive.domain.events import FINAL_EVENT_TYPES, RecordedEvent
 
 
 def event_dict(event: RecordedEvent) -> dict[str, Any]:
@@ -22,30 +21,37 @@ def event_dict(event: RecordedEvent) -> dict[str, Any]:
     }
 
 
-def event_json(event: RecordedEvent) -> bytes:
-    return orjson.dumps(event_dict(event))
-
-
-@dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event ready for the wire: its id (to resume from), whether it ends the charge's
-    stream, and its JSON."""
+    """One event ready for the wire: its id (to resume from), its type, and its JSON as
+    text; the SSE frame is built on first use and then shared by every SSE subscriber."""
 
-    payment_id: str
-    id: int
-    final: bool
-    payload: bytes
+    __slots__ = ("_sse", "final", "id", "payment_id", "text", "type")
+
+    def __init__(self, payment_id: str, event_id: int, event_type: str, text: str) -> None:
+        self.payment_id = payment_id
+        self.id = event_id
+        self.type = event_type
+        self.text = text
+        self.final = event_type in FINAL_EVENT_TYPES
+        self._sse: bytes | None = None
+
+    @property
+    def sse(self) -> bytes:
+        if self._sse is None:
+            self._sse = f"id: {self.id}\nevent: {self.type}\ndata: {self.text}\n\n".encode()
+        return self._sse
 
 
 def delivery(event: RecordedEvent) -> Delivery:
-    return Delivery(event.payment_id, event.id, event.is_final, event_json(event))
+    text = orjson.dumps(event_dict(event)).decode()
+    return Delivery(event.payment_id, event.id, event.type, text)
 
 
 def bus_message(item: Delivery) -> bytes:
-    """`<payment id> <event id> <0|1 final> <json>`: a hub routes without parsing the JSON."""
-    return b"%s %d %d %s" % (item.payment_id.encode(), item.id, item.final, item.payload)
+    """`<payment id> <event id> <type> <json>`: a hub routes without parsing the JSON."""
+    return f"{item.payment_id} {item.id} {item.type} {item.text}".encode()
 
 
 def parse_bus_message(message: bytes) -> Delivery:
-    payment_id, event_id, final, payload = message.split(b" ", 3)
-    return Delivery(payment_id.decode(), int(event_id), final == b"1", payload)
+    payment_id, event_id, event_type, text = message.decode().split(" ", 3)
+    return Delivery(payment_id, int(event_id), event_type, text)

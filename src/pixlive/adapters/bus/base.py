@@ -30,6 +30,7 @@ __all__ = [
     "OnMessage",
     "OnReconnect",
     "SupervisedBus",
+    "close_quietly",
 ]
 
 log = logging.getLogger(__name__)

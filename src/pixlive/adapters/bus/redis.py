@@ -63,6 +63,8 @@ class RedisBus(SupervisedBus):
         }
         # One immediate retry covers a pooled connection that went stale while idle;
         # more would hold the caller up for nothing: a lost message is tolerated.
+        # It must be redis.asyncio's Retry: the sync one, accepted without complaint,
+        # returns the coroutine unawaited and so never retries anything.
         self._publisher: Redis = Redis.from_url(
             url, client_name=self.publisher_name, retry=Retry(NoBackoff(), 1), **common
         )
