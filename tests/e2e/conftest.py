@@ -59,6 +59,49 @@ class Server:
             headers=signed_headers(self.secret, body),
         )
 
+    def webhook(
+        self,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        path: str = "/payments/pix/confirmation",
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POSTs raw bytes to the webhook, correctly signed unless `headers` is given."""
+        return httpx.post(
+            self.url + path,
+            content=body,
+            headers=signed_headers(self.secret, body) if headers is None else headers,
+            params=params,
+        )
+
+    def charge(self, payment_id: str, *, merchant: bool = True) -> dict[str, Any]:
+        """The charge as JSON: the merchant's view, or the public one."""
+        answer = httpx.get(
+            f"{self.url}/payments/pix/{payment_id}", headers=self.auth if merchant else {}
+        )
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def charges(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every charge, newest first, following the cursor through all pages."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "100"}
+        if status:
+            params["status"] = status
+        while True:
+            answer = httpx.get(f"{self.url}/payments/pix", params=params, headers=self.auth)
+            assert answer.status_code == 200, answer.text
+            page = answer.json()
+            found.extend(page["data"])
+            if not page["next_cursor"]:
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Runs `pixlive ARGS` with this server's settings (same database, same secret)."""
+        return pixlive({**self.env, **env}, self.workdir, *args)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
@@ -82,7 +125,9 @@ def pixlive(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
     )
 
 
-def server_env(workdir: Path, port: int, **overrides: str) -> dict[str, str]:
+def server_env(
+    workdir: Path, port: int, *, unset: tuple[str, ...] = (), **overrides: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIXLIVE_")}
     env.update(
         PIXLIVE_ENV="sandbox",
@@ -92,6 +137,8 @@ def server_env(workdir: Path, port: int, **overrides: str) -> dict[str, str]:
         PIXLIVE_LOG_LEVEL="warning",
     )
     env.update(overrides)
+    for name in unset:
+        env.pop(name, None)
     return env
 
 
@@ -102,12 +149,15 @@ def start_server(
     migrate: bool = True,
     api_key: str | None = None,
     workers: int = 1,
+    unset: tuple[str, ...] = (),
     **overrides: str,
 ) -> Server:
-    """Migrates, makes an API key, starts `pixlive serve` and waits for /healthz."""
+    """Migrates, makes an API key, starts `pixlive serve` and waits for /healthz.
+
+    `overrides` are PIXLIVE_* settings; `unset` names variables to leave out entirely."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    env = server_env(workdir, port, **overrides)
+    env = server_env(workdir, port, unset=unset, **overrides)
     if migrate:
         done = pixlive(env, workdir, "migrate")
         assert done.returncode == 0, done.stderr
@@ -148,6 +198,10 @@ def start_server(
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
         try:
             if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                generated = workdir / ".pixlive-sandbox-secret"
+                if "PIXLIVE_WEBHOOK_SECRET" not in env and generated.exists():
+                    # Sandbox without a configured secret: the one `serve` generated.
+                    server.secret = generated.read_text().strip()
                 return server
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -158,6 +212,26 @@ def start_server(
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = start_server(tmp_path / "server")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a whole test module, for tests that only add to what is there."""
+    running = start_server(tmp_path_factory.mktemp("shared") / "server")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a whole module, for tests that only touch charges of their own."""
+    running = start_server(tmp_path_factory.mktemp("shared") / "server")
     try:
         yield running
     finally:
