@@ -226,13 +226,3 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for a whole module, for tests that only touch charges of their own."""
-    running = start_server(tmp_path_factory.mktemp("shared") / "server")
-    try:
-        yield running
-    finally:
-        running.stop()

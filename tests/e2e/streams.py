@@ -86,11 +86,13 @@ class SseReader:
 async def sse(
     base: str, path: str, headers: dict[str, str] | None = None
 ) -> AsyncIterator[SseReader]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5)) as client:
-        async with client.stream("GET", base + path, headers=headers or {}) as response:
-            assert response.status_code == 200, (await response.aread()).decode()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            yield SseReader(response)
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5)) as client,
+        client.stream("GET", base + path, headers=headers or {}) as response,
+    ):
+        assert response.status_code == 200, (await response.aread()).decode()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield SseReader(response)
 
 
 async def poll(

@@ -10,10 +10,9 @@ import time
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
 from tests.e2e.conftest import Server
 from tests.e2e.streams import poll, sse, websocket, ws_messages
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 
 async def pay(server: Server, payment_id: str, valor: str = "12.34") -> None:
