@@ -40,6 +40,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     settings.check()
+    if args.workers > 1 and settings.bus_url.startswith("memory"):
+        print(
+            "pixlive: --workers above 1 needs a shared bus: set PIXLIVE_BUS_URL to "
+            "redis://… or postgresql://… (and PIXLIVE_DATABASE_URL to PostgreSQL)",
+            file=sys.stderr,
+        )
+        return 2
     base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
     if settings.sandbox:
         key = asyncio.run(
@@ -115,26 +122,42 @@ def _apikey(args: argparse.Namespace, settings: Settings) -> int:
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     base = (args.url or settings.base_url).rstrip("/")
-    with httpx.Client(timeout=10) as client:
-        valor = args.value
-        if valor is None:
-            answer = client.get(f"{base}/payments/pix/{args.id}")
-            if answer.status_code != 200:
-                print(
-                    f"cannot read the charge: {answer.status_code} {answer.text}", file=sys.stderr
-                )
-                return 1
-            valor = answer.json()["value"]
-        body = webhook_body(args.id, valor)
-        params = {"hmac": settings.secret} if settings.webhook_auth == "token" else {}
-        answer = client.post(
-            f"{base}/payments/pix/confirmation",
-            content=body,
-            headers=signed_headers(settings.secret, body),
-            params=params,
-        )
+    try:
+        with httpx.Client(timeout=10) as client:
+            valor = args.value
+            if valor is None:
+                answer = client.get(f"{base}/payments/pix/{args.id}")
+                if answer.status_code != 200:
+                    print(
+                        f"cannot read the charge: {answer.status_code} {answer.text}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                valor = answer.json()["value"]
+            body = webhook_body(args.id, valor)
+            params = {"hmac": settings.secret} if settings.webhook_auth == "token" else {}
+            answer = client.post(
+                f"{base}/payments/pix/confirmation",
+                content=body,
+                headers=signed_headers(settings.secret, body),
+                params=params,
+            )
+    except httpx.HTTPError as exc:
+        print(f"pixlive: cannot reach {base}: {exc}", file=sys.stderr)
+        return 1
     print(answer.text)
-    return 0 if answer.status_code == 200 else 1
+    if answer.status_code != 200:
+        return 1
+    # Delivered is not paid: a wrong value or a final charge gives a mismatch, and a
+    # script that simulates a payment must be able to tell.
+    outcomes = [item.get("outcome") for item in answer.json().get("results", [])]
+    if outcomes != ["paid"]:
+        print(
+            f"pixlive: the charge was not paid (outcome: {', '.join(map(str, outcomes))})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -54,6 +59,34 @@ class SecurityHeaders:
         await self.app(scope, receive, add_headers)
 
 
+def _end_streams_on_signal(runtime: Runtime) -> Callable[[], None]:
+    """On SIGTERM/SIGINT, end the live streams at once (WebSocket 1012, SSE and long poll
+    finish cleanly) so that clients reconnect elsewhere while the server drains, instead
+    of being cut off when the graceful-shutdown time runs out.
+
+    The server's own handler (which stops accepting and drains) still runs after ours.
+    """
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(runtime.hub.close_subscribers)
+        chained = previous.get(signum)
+        if callable(chained):
+            chained(signum, frame)
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, chained in previous.items():
+            signal.signal(signum, chained)
+
+    return restore
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check()
@@ -63,9 +96,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = Runtime(settings)
         await runtime.start()
         app.state.runtime = runtime
+        restore = _end_streams_on_signal(runtime)
         try:
             yield
         finally:
+            restore()
             await runtime.close()
 
     app = FastAPI(
