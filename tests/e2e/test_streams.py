@@ -10,9 +10,10 @@ import time
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
 from tests.e2e.conftest import Server
 from tests.e2e.streams import poll, sse, websocket, ws_messages
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 
 async def pay(server: Server, payment_id: str, valor: str = "12.34") -> None:
@@ -259,3 +260,34 @@ async def test_merchant_stream_needs_a_key_and_resumes(shared_server: Server) ->
         ("payment.created", second["id"]),
         ("payment.cancelled", second["id"]),
     ]
+
+
+# Metrics --------------------------------------------------------------------------------------
+
+
+def metric(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+async def test_metrics_count_subscribers_and_deliveries(shared_server: Server) -> None:
+    charge = shared_server.create_charge()
+    async with httpx.AsyncClient() as client:
+        before = (await client.get(f"{shared_server.url}/metrics")).text
+        async with websocket(shared_server.url, charge["id"]) as conn:
+            await ws_messages(conn, 1)
+            during = (await client.get(f"{shared_server.url}/metrics")).text
+            await pay(shared_server, charge["id"])
+            await ws_messages(conn, 1)
+        after = (await client.get(f"{shared_server.url}/metrics")).text
+    live = 'pixlive_subscribers{transport="websocket"}'
+    assert metric(during, live) == metric(before, live) + 1
+    delivered = 'pixlive_events_delivered_total{transport="websocket"}'
+    assert metric(after, delivered) >= metric(before, delivered) + 1
+    published = "pixlive_events_published_total"
+    assert metric(after, published) > metric(before, published)
+    assert "pixlive_subscribers_dropped_total" in after
+    assert "pixlive_bus_reconnects" in after

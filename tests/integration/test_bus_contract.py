@@ -158,7 +158,7 @@ async def test_postgres_refuses_a_payload_notify_cannot_carry(
         pytest.skip("only NOTIFY limits the payload size")
     bus = make_bus()
     recorder = await started(bus)
-    with pytest.raises(ValueError, match="8000|7999"):
+    with pytest.raises(ValueError, match=r"8000|7999"):
         await bus.publish(b"x" * (MAX_PAYLOAD + 1))
     largest = b'"' + b"x" * (MAX_PAYLOAD - 2) + b'"'
     await bus.publish(largest)
