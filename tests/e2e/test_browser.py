@@ -8,8 +8,10 @@ also fails on a console error, an uncaught exception or a CSP violation in the p
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -26,7 +28,13 @@ from tests.e2e.conftest import Server, start_server
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# The README's screenshots are rewritten only on request, so that a test run leaves the
+# working tree as it found it: PIXLIVE_UPDATE_SCREENSHOTS=1 make test.
+IMG = (
+    Path(__file__).resolve().parents[2] / "docs" / "img"
+    if os.environ.get("PIXLIVE_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "pixlive-screenshots"
+)
 TIMEOUT_MS = 10_000
 PHONE = {"width": 390, "height": 844}
 
