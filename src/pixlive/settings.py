@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_PIX_KEY = "sandbox@pixlive.example"
@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     log_level: str = "info"
     max_subscribers_per_charge: int = Field(20, ge=1)
     sse_keepalive_seconds: float = Field(15.0, gt=0, le=20)
+
+    @field_validator("webhook_secret", "pix_key", "merchant_name", "merchant_city", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `PIXLIVE_PIX_KEY=` in a .env template means "not set", not "an empty key": so
+        # production refuses it by name, and the sandbox fills in its default.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @property
     def sandbox(self) -> bool:

@@ -109,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted Pix checkout with live payment confirmation.",
         lifespan=lifespan,
         redoc_url=None,
+        # A trailing-slash redirect would answer odd ids with a 307 before the 404.
+        redirect_slashes=False,
     )
     errors.install(app)
     app.include_router(webhook.router)

@@ -61,14 +61,37 @@ _HTTP_CODES = {
 }
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _validation_message(
+    exc: RequestValidationError, content_type: str | None = None
+) -> tuple[int, str, str]:
     errors = exc.errors()
     for error in errors:
         if error.get("type") == "json_invalid":
             return 400, "invalid_json", "the body is not valid JSON"
+    # A JSON body sent with another Content-Type (`curl -d` sends a form's) or with none is
+    # not parsed at all; say so, rather than that "the input should be a valid dictionary".
+    if not _is_json(content_type):
+        for error in errors:
+            if tuple(error.get("loc", ())) == ("body",) and error.get("type") in (
+                "model_attributes_type",
+                "dict_type",
+            ):
+                return (
+                    415,
+                    "unsupported_media_type",
+                    "send the body as JSON, with the header Content-Type: application/json",
+                )
     parts = []
     for error in errors[:5]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        loc = tuple(error.get("loc", ()))
+        where = ".".join(str(p) for p in loc if p != "body") or ("body" if loc == ("body",) else "")
         message = str(error.get("msg", "invalid"))
         parts.append(f"{where}: {message}" if where else message)
     return 422, "invalid_request", "; ".join(parts) or "invalid request"
@@ -95,7 +118,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, code, message = _validation_message(exc)
+        status, code, message = _validation_message(exc, request.headers.get("content-type"))
         return error_response(status, code, message)
 
     @app.exception_handler(StarletteHTTPException)
@@ -103,3 +126,8 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette logs the traceback after this answer; the client gets the usual shape.
+        return error_response(500, "internal_error", "an unexpected error occurred")

@@ -166,7 +166,10 @@ class PixIn(BaseModel):
     endToEndId: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{32}$")]
     txid: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,35}$")] | None = None
     valor: Annotated[str, Field(pattern=r"^[0-9]{1,10}\.[0-9]{2}$")]
-    horario: Annotated[str, Field(min_length=10, max_length=40)]
+    # RFC 3339, as the API Pix writes it; parsed (and its time zone required) by the webhook.
+    horario: Annotated[
+        str, Field(min_length=10, max_length=40, json_schema_extra={"format": "date-time"})
+    ]
     infoPagador: Annotated[str, Field(max_length=140)] | None = None
 
 

@@ -23,6 +23,8 @@ from pixlive.services.psp import signed_headers, webhook_body
 
 router = APIRouter(include_in_schema=False)
 
+SIMULATED_E2E_PREFIX = "ESANDBX"  # + the 25-char charge id: 32 chars, as an endToEndId has
+
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> HTMLResponse:
@@ -57,9 +59,15 @@ async def create_demo_charge(
 async def simulate(payment_id: ChargeIdDep, request: Request, runtime: RuntimeDep) -> Response:
     async with runtime.db.read() as conn:
         charge = await service.get_charge(conn, payment_id, utcnow())
-    body = webhook_body(charge.id, format_amount(charge.value))
-    # The request's own base URL reaches this very server, whatever PUBLIC_URL says.
-    url = str(request.base_url).rstrip("/") + "/payments/pix/confirmation"
+    # One endToEndId per charge: a double click (or a resent form) is then the PSP retrying,
+    # a `duplicate`, and not a second Pix booked as a mismatch against a paid charge.
+    body = webhook_body(charge.id, format_amount(charge.value), SIMULATED_E2E_PREFIX + charge.id)
+    # The socket this request came in on reaches this very server, whatever PUBLIC_URL says;
+    # the Host header would not do, since a client chooses it (and could send the signed
+    # webhook, and in token mode the secret, to a host of its own).
+    host, port = request.scope["server"] or ("127.0.0.1", 8000)
+    host = f"[{host}]" if ":" in host else host
+    url = f"{request.url.scheme}://{host}:{port}/payments/pix/confirmation"
     headers = signed_headers(runtime.settings.secret, body)
     params = {}
     if runtime.settings.webhook_auth == "token":

@@ -8,7 +8,7 @@ writer, so the 200 goes out after its Pix are on disk.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -28,10 +28,30 @@ from pixlive.services.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["PSP webhook"])
 
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its `#/$defs/...` references replaced by what they name:
+    inside an OpenAPI document such a reference points at nothing (its root has no $defs)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
 OPENAPI_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": WebhookIn.model_json_schema()}},
+        "content": {"application/json": {"schema": _inline_defs(WebhookIn.model_json_schema())}},
     },
     "parameters": [
         {
@@ -53,10 +73,22 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# What the ledger and the events can store: a moment of the Unix era, in a 4-digit year
+# once in UTC. "0001-01-01T00:00:00+14:00" parses, but no datetime holds it in UTC.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def _horario(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("horario needs a time zone")
+    try:
+        in_utc = moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("horario is out of range") from exc
+    if not _EARLIEST <= in_utc < _LATEST:
+        raise ValueError("horario is out of range")
     return moment
 
 

@@ -1,0 +1,286 @@
+"""The `pixlive` command as an operator uses it: keys, simulate-payment, and `serve` in
+production mode (refusing to start without its settings) and in sandbox mode."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pixlive.domain.brcode import parse_tlv, verify_crc
+from tests.e2e.conftest import Server, assert_error, free_port, pixlive, server_env, start_server
+
+PRODUCTION_SETTINGS = (
+    "PIXLIVE_WEBHOOK_SECRET",
+    "PIXLIVE_PIX_KEY",
+    "PIXLIVE_MERCHANT_NAME",
+    "PIXLIVE_MERCHANT_CITY",
+)
+PROD_SECRET = "whsec_prod_VERY-SECRET-value-0123456789"
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+# API keys ------------------------------------------------------------------------------
+
+
+def test_apikey_create_list_revoke(shared_server: Server) -> None:
+    made = shared_server.cli("apikey", "create", "shop-backend")
+    assert made.returncode == 0, made.stderr
+    key = last_line(made.stdout)
+    assert re.fullmatch(r"pxl_[A-Za-z0-9_\-]{40,}", key), made.stdout
+    headers = {"Authorization": f"Bearer {key}"}
+    created = shared_server.http.post("/payments/pix", json={"value": "1.00"}, headers=headers)
+    assert created.status_code == 201, created.text
+    assert shared_server.http.get("/payments/pix", headers=headers).status_code == 200
+
+    listed = shared_server.cli("apikey", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "shop-backend" in listed.stdout
+    assert key not in listed.stdout and key[8:] not in listed.stdout
+    assert shared_server.api_key not in listed.stdout
+    line = next(x for x in listed.stdout.splitlines() if x.startswith("shop-backend"))
+    assert "active" in line
+
+    # One active key per name.
+    again = shared_server.cli("apikey", "create", "shop-backend")
+    assert again.returncode != 0
+    assert "shop-backend" in again.stderr
+    assert "pxl_" not in again.stdout
+
+    revoked = shared_server.cli("apikey", "revoke", "shop-backend")
+    assert revoked.returncode == 0, revoked.stderr
+    assert_error(shared_server.http.get("/payments/pix", headers=headers), 401)
+    listed = shared_server.cli("apikey", "list")
+    line = next(x for x in listed.stdout.splitlines() if x.startswith("shop-backend"))
+    assert "revoked" in line
+    assert key not in listed.stdout
+
+    # Revoking what is not there says so.
+    assert shared_server.cli("apikey", "revoke", "shop-backend").returncode != 0
+    assert shared_server.cli("apikey", "revoke", "never-existed").returncode != 0
+
+    # The name can be used again, for a new key.
+    renewed = shared_server.cli("apikey", "create", "shop-backend")
+    assert renewed.returncode == 0
+    new_key = last_line(renewed.stdout)
+    assert new_key != key
+    new_headers = {"Authorization": f"Bearer {new_key}"}
+    assert shared_server.http.get("/payments/pix", headers=new_headers).status_code == 200
+    assert_error(shared_server.http.get("/payments/pix", headers=headers), 401)
+
+
+# simulate-payment ----------------------------------------------------------------------
+
+
+def test_simulate_payment_pays_the_charge(shared_server: Server) -> None:
+    charge = shared_server.create_charge("12.34")
+    done = shared_server.cli("simulate-payment", charge["id"], "--url", shared_server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"paid"' in done.stdout
+    paid = shared_server.charge(charge["id"])
+    assert paid["status"] == "PAID"
+    assert paid["end_to_end_id"] and paid["paid_at"]
+
+
+def test_simulate_payment_uses_public_url_by_default(shared_server: Server) -> None:
+    charge = shared_server.create_charge("3.21")
+    done = shared_server.cli("simulate-payment", charge["id"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert shared_server.charge(charge["id"])["status"] == "PAID"
+
+
+def test_simulate_payment_with_another_value_is_a_mismatch(shared_server: Server) -> None:
+    charge = shared_server.create_charge("12.34")
+    done = shared_server.cli(
+        "simulate-payment", charge["id"], "--value", "1.00", "--url", shared_server.url
+    )
+    assert done.returncode != 0
+    assert '"mismatch"' in done.stdout
+    assert "mismatch" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert shared_server.charge(charge["id"])["status"] == "ACTIVE"
+
+    # Paying a charge twice: the second is money after the end, a mismatch too.
+    assert shared_server.cli("simulate-payment", charge["id"]).returncode == 0
+    second = shared_server.cli("simulate-payment", charge["id"])
+    assert second.returncode != 0 and '"mismatch"' in second.stdout
+    assert shared_server.charge(charge["id"])["status"] == "PAID"
+
+
+def test_simulate_payment_failures_exit_non_zero(shared_server: Server) -> None:
+    unknown = shared_server.cli("simulate-payment", "Q" * 25, "--url", shared_server.url)
+    assert unknown.returncode != 0
+    assert "404" in unknown.stderr
+
+    malformed = shared_server.cli(
+        "simulate-payment", "Q" * 25, "--value", "1,00", "--url", shared_server.url
+    )
+    assert malformed.returncode != 0
+
+    wrong_secret = shared_server.cli(
+        "simulate-payment",
+        shared_server.create_charge("1.00")["id"],
+        "--url",
+        shared_server.url,
+        PIXLIVE_WEBHOOK_SECRET="whsec_not_the_servers_secret_000",
+    )
+    assert wrong_secret.returncode != 0
+    assert "invalid_signature" in wrong_secret.stdout
+
+    nobody = shared_server.cli(
+        "simulate-payment", "Q" * 25, "--url", f"http://127.0.0.1:{free_port()}"
+    )
+    assert nobody.returncode != 0
+    assert "Traceback" not in nobody.stderr
+    assert "cannot reach" in nobody.stderr
+
+
+# serve in production mode --------------------------------------------------------------
+
+
+def _serve(tmp_path: Path, unset: tuple[str, ...] = (), **settings: str) -> tuple[int, str]:
+    port = free_port()
+    env = server_env(tmp_path, port, unset=unset, PIXLIVE_ENV="production", **settings)
+    done = pixlive(env, tmp_path, "serve", "--port", str(port))
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_production_refuses_to_start_without_its_settings(tmp_path: Path) -> None:
+    code, output = _serve(tmp_path, unset=PRODUCTION_SETTINGS)
+    assert code != 0
+    for name in PRODUCTION_SETTINGS:
+        assert name in output, output
+    assert "Traceback" not in output
+
+
+def test_production_names_only_what_is_missing_and_never_a_secret(tmp_path: Path) -> None:
+    code, output = _serve(
+        tmp_path,
+        unset=("PIXLIVE_MERCHANT_NAME",),
+        PIXLIVE_WEBHOOK_SECRET=PROD_SECRET,
+        PIXLIVE_PIX_KEY="chave-secreta@loja.example",
+        PIXLIVE_MERCHANT_CITY="   ",
+    )
+    assert code != 0
+    assert "PIXLIVE_MERCHANT_NAME" in output
+    assert "PIXLIVE_MERCHANT_CITY" in output  # blank is not set
+    assert "PIXLIVE_WEBHOOK_SECRET" not in output
+    assert "PIXLIVE_PIX_KEY" not in output
+    assert PROD_SECRET not in output
+    assert "VERY-SECRET" not in output
+
+
+def test_production_with_an_empty_secret_refuses_to_start(tmp_path: Path) -> None:
+    code, output = _serve(
+        tmp_path,
+        PIXLIVE_WEBHOOK_SECRET="",
+        PIXLIVE_PIX_KEY="loja@example.com",
+        PIXLIVE_MERCHANT_NAME="Loja",
+        PIXLIVE_MERCHANT_CITY="Recife",
+    )
+    assert code != 0
+    assert "PIXLIVE_WEBHOOK_SECRET" in output
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(
+        tmp_path_factory.mktemp("production") / "server",
+        PIXLIVE_ENV="production",
+        PIXLIVE_WEBHOOK_SECRET=PROD_SECRET,
+        PIXLIVE_PIX_KEY="financeiro@padaria.example",
+        PIXLIVE_MERCHANT_NAME="Padaria São João",
+        PIXLIVE_MERCHANT_CITY="São Paulo",
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_production_starts_with_its_settings(production: Server) -> None:
+    assert production.http.get("/healthz").status_code == 200
+    assert production.http.get("/readyz").status_code == 200
+
+    charge = production.create_charge("12.34")
+    code = charge["pix_copia_e_cola"]
+    assert verify_crc(code)
+    fields = parse_tlv(code)
+    assert parse_tlv(fields["26"])["01"] == "financeiro@padaria.example"
+    assert fields["59"] == "Padaria Sao Joao"
+    assert fields["60"] == "Sao Paulo"
+
+    # The webhook takes a delivery signed with the configured secret.
+    assert production.pay(charge["id"], "12.34").json()["results"][0]["outcome"] == "paid"
+
+
+def test_production_has_no_sandbox(production: Server) -> None:
+    assert_error(production.http.get("/"), 404)
+    assert_error(production.http.post("/sandbox/charges", data={"value": "10.00"}), 404)
+    charge = production.create_charge("12.34")
+    simulate = production.http.post(f"{production.url}/sandbox/payments/{charge['id']}/simulate")
+    assert simulate.status_code in (404, 405)
+    page = production.http.get(charge["payment_url"], headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "Simular pagamento" not in page.text
+    assert "sandbox" not in page.text.lower()
+    assert production.charge(charge["id"])["status"] == "ACTIVE"
+
+
+def test_production_never_prints_the_secret(production: Server) -> None:
+    assert production.log is not None
+    output = production.log.read_text()
+    assert PROD_SECRET not in output
+    assert "VERY-SECRET" not in output
+
+
+# serve in sandbox mode: what `make run` does -------------------------------------------
+
+
+def test_sandbox_without_a_secret_generates_one_that_simulate_payment_uses(
+    tmp_path: Path,
+) -> None:
+    server = start_server(tmp_path / "server", unset=("PIXLIVE_WEBHOOK_SECRET",))
+    try:
+        assert server.log is not None
+        output = server.log.read_text()
+        printed = re.search(r"webhook secret\s+(\S+)", output)
+        assert printed, output
+        secret = printed.group(1)
+        assert secret == (server.workdir / ".pixlive-sandbox-secret").read_text().strip()
+        assert secret == server.secret
+
+        # The key that `serve` prints works too.
+        key = re.search(r"API key\s+(pxl_\S+)", output)
+        assert key, output
+        headers = {"Authorization": f"Bearer {key.group(1)}"}
+        made = server.http.post("/payments/pix", json={"value": "12.34"}, headers=headers)
+        assert made.status_code == 201, made.text
+        charge = made.json()
+
+        done = server.cli("simulate-payment", charge["id"])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert server.charge(charge["id"])["status"] == "PAID"
+    finally:
+        server.stop()
+
+    # A restart keeps the same secret (a PSP or a script configured with it still works).
+    again = start_server(tmp_path / "server", migrate=False, unset=("PIXLIVE_WEBHOOK_SECRET",))
+    try:
+        assert again.secret == secret
+        other = again.create_charge("1.00")
+        assert again.pay(other["id"], "1.00").json()["results"][0]["outcome"] == "paid"
+    finally:
+        again.stop()
+
+
+def test_serve_needs_both_tls_files(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    done = pixlive(env, tmp_path, "serve", "--tls-cert", str(tmp_path / "cert.pem"))
+    assert done.returncode == 2
+    assert "--tls-key" in done.stderr
