@@ -11,3 +11,10 @@ class Conflict(Exception):
 
 class TransientConflict(DatabaseUnavailable):
     """Two transactions got in each other's way (a deadlock); running again will do."""
+
+
+class InvalidData(ValueError):
+    """The database refused the values of one statement (a NUL character in text, a string
+    longer than its column, a NOT NULL or CHECK constraint). That is the fault of the one
+    write, not of the database: the group-commit writer fails that job alone, where a
+    DatabaseUnavailable would fail every job of its batch."""

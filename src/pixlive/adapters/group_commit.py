@@ -50,21 +50,35 @@ class GroupCommitWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self.batches = 0
         self.committed = 0
+        self._closed = False
 
     async def start(self) -> None:
+        self._closed = False
         for n in range(self.db.writers):
             self._tasks.append(asyncio.create_task(self._loop(), name=f"pixlive-writer-{n}"))
 
     async def close(self) -> None:
-        """Finishes what is queued, then stops."""
-        while not self._queue.empty():  # noqa: ASYNC110 - a queue has no "empty" event
-            await asyncio.sleep(0.01)
+        """Finishes what is queued and the batches being committed, then stops.
+
+        Every caller is answered: a batch taken from the queue counts as done only once its
+        callers have their result, so no batch is cancelled halfway through its COMMIT.
+        """
+        self._closed = True
+        if self._tasks:
+            await self._queue.join()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        while not self._queue.empty():  # never started: refuse rather than leave waiting
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(DatabaseUnavailable("the writer is closed"))
+            self._queue.task_done()
 
     async def run(self, job: Job[T]) -> T:
+        if self._closed:
+            raise DatabaseUnavailable("the writer is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
         # shield: a caller that goes away must not cancel a write its batch already holds
@@ -79,9 +93,15 @@ class GroupCommitWriter:
                 await self._commit(batch)
             except Exception:  # pragma: no cover - a bug; never leave callers waiting
                 log.exception("writer batch failed")
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(DatabaseUnavailable("writer failed"))
+                self._fail(batch, DatabaseUnavailable("writer failed"))
+            except BaseException:
+                # cancelled mid-batch: its outcome is unknown, so the callers get a 503
+                # (the PSP retries; the ledger makes the retry a duplicate if it committed)
+                self._fail(batch, DatabaseUnavailable("writer stopped"))
+                raise
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         for attempt in range(1, BATCH_ATTEMPTS + 1):

@@ -15,7 +15,12 @@ from typing import Any
 import asyncpg
 
 from pixlive.adapters.connection import Connection, Dialect, Row
-from pixlive.adapters.errors import Conflict, DatabaseUnavailable, TransientConflict
+from pixlive.adapters.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidData,
+    TransientConflict,
+)
 
 _UNAVAILABLE = (
     OSError,
@@ -43,6 +48,8 @@ def _translate(exc: BaseException) -> Exception:
         return Conflict(str(exc))
     if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
         return TransientConflict("PostgreSQL: transaction conflict, retry")
+    if isinstance(exc, asyncpg.DataError | asyncpg.IntegrityConstraintViolationError):
+        return InvalidData(f"PostgreSQL refused the data: {exc}")
     return DatabaseUnavailable(f"PostgreSQL: {type(exc).__name__}")
 
 
@@ -85,7 +92,11 @@ class PostgresWriteSession:
         await self.conn.execute("COMMIT")
 
     async def rollback(self) -> None:
-        if self.conn.raw.is_in_transaction():
+        try:
+            in_transaction = self.conn.raw.is_in_transaction()
+        except asyncpg.InterfaceError as exc:  # the connection was lost (and detached)
+            raise DatabaseUnavailable("PostgreSQL: the connection was lost") from exc
+        if in_transaction:
             await self.conn.execute("ROLLBACK")
 
     async def savepoint(self) -> None:
@@ -107,23 +118,40 @@ class PostgresDatabase:
         self.writers = writers
         self._pool_size = max(pool_size, writers + 2)
         self._pool: asyncpg.Pool | None = None
+        self._connecting: asyncio.Future[asyncpg.Pool] | None = None
 
     async def _ensure_pool(self) -> asyncpg.Pool:
         # Created lazily so that a server started while PostgreSQL is down comes up,
-        # answers 503, and recovers on its own once the database is back.
-        if self._pool is None:
-            try:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn,
-                    min_size=1,
-                    max_size=self._pool_size,
-                    command_timeout=10,
-                    timeout=5,
-                    server_settings={"application_name": "pixlive"},
-                )
-            except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-                raise _translate(exc) from exc
-        return self._pool
+        # answers 503, and recovers on its own once the database is back. The requests
+        # that arrive while a pool is being opened share that one attempt and its outcome,
+        # instead of each opening (and leaking) a pool of its own.
+        if self._pool is not None:
+            return self._pool
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open_pool())
+            # retrieved here so that an attempt whose waiters all went away logs nothing
+            self._connecting.add_done_callback(lambda f: f.cancelled() or f.exception())
+        connecting = self._connecting
+        try:
+            return await asyncio.shield(connecting)
+        finally:
+            if connecting.done() and self._connecting is connecting:
+                self._connecting = None  # failed or done: the next call starts afresh
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        try:
+            pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                command_timeout=10,
+                timeout=5,
+                server_settings={"application_name": "pixlive"},
+            )
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise _translate(exc) from exc
+        self._pool = pool
+        return pool
 
     async def start(self) -> None:
         try:
@@ -132,6 +160,9 @@ class PostgresDatabase:
             pass  # reported by /readyz and as 503s until it comes back
 
     async def close(self) -> None:
+        if self._connecting is not None:  # let an attempt in flight finish, then close it
+            await asyncio.wait([self._connecting])
+            self._connecting = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -148,14 +148,32 @@ class Repository:
         return [row["id"] for row in rows]
 
     async def list_charges(
-        self, *, status: Status | None, before: tuple[int, str] | None, limit: int
+        self,
+        *,
+        status: Status | None,
+        before: tuple[int, str] | None,
+        limit: int,
+        now: datetime | None = None,
     ) -> list[Charge]:
-        """Newest first; `before` is the (created_at ms, id) of the last charge already seen."""
+        """Newest first; `before` is the (created_at ms, id) of the last charge already seen.
+
+        With `now`, the status filter means the status a reader sees at that moment
+        (`Charge.status_at`): an ACTIVE charge past its expiry that the sweeper has not
+        reached yet is listed under EXPIRED, not under ACTIVE.
+        """
         clauses: list[str] = []
         args: list[object] = []
         if status is not None:
             args.append(status.value)
             clauses.append(f"status = ${len(args)}")
+            if now is not None and status in (Status.ACTIVE, Status.EXPIRED):
+                args.append(to_ms(now))
+                n = len(args)
+                clauses[-1] = (
+                    f"status = ${n - 1} AND expires_at > ${n}"
+                    if status is Status.ACTIVE
+                    else f"(status = ${n - 1} OR (status = 'ACTIVE' AND expires_at <= ${n}))"
+                )
         if before is not None:
             args.extend(before)
             n = len(args)

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pixlive.adapters.errors import DatabaseUnavailable
+from pixlive.adapters.errors import DatabaseUnavailable, InvalidData
 from pixlive.domain.errors import (
     ChargeFinal,
     ChargeNotFound,
@@ -105,6 +105,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return error_response(_DOMAIN_STATUS.get(type(exc), 400), exc.code, str(exc))
+
+    @app.exception_handler(InvalidData)
+    async def _invalid_data(request: Request, exc: InvalidData) -> JSONResponse:
+        return error_response(422, "invalid_request", "a value cannot be stored as given")
 
     @app.exception_handler(DatabaseUnavailable)
     async def _database(request: Request, exc: DatabaseUnavailable) -> JSONResponse:

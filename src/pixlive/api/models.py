@@ -46,6 +46,9 @@ def _cnpj(value: str) -> str:
     return digits(value)
 
 
+# PostgreSQL cannot store a NUL in text; refusing it here keeps both databases alike.
+NO_NUL = r"^[^\x00]*$"
+
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
 
 
@@ -63,7 +66,7 @@ def _metadata(value: dict[str, str]) -> dict[str, str]:
 class PayerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | None = None
     cpf: Annotated[str, Field(max_length=20), AfterValidator(_cpf)] | None = None
     cnpj: Annotated[str, Field(max_length=24), AfterValidator(_cnpj)] | None = None
 
@@ -78,11 +81,11 @@ class ChargeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: Amount
-    description: Annotated[str, Field(max_length=140)] | None = None
+    description: Annotated[str, Field(max_length=140, pattern=NO_NUL)] | None = None
     expires_in: Annotated[int, Field(ge=60, le=30 * 24 * 3600, strict=True)] = 1800
     payer: PayerIn | None = None
     metadata: Annotated[
-        dict[str, Annotated[str, Field(max_length=500)]], AfterValidator(_metadata)
+        dict[str, Annotated[str, Field(max_length=500, pattern=NO_NUL)]], AfterValidator(_metadata)
     ] = Field(default_factory=dict)
 
 

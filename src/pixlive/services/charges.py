@@ -120,5 +120,7 @@ async def list_charges(
     before: tuple[int, str] | None,
     limit: int,
 ) -> list[Charge]:
-    charges = await Repository(conn).list_charges(status=status, before=before, limit=limit)
+    charges = await Repository(conn).list_charges(
+        status=status, before=before, limit=limit, now=now
+    )
     return [as_seen_at(charge, now) for charge in charges]

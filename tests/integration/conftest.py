@@ -1,0 +1,200 @@
+"""Fixtures for the persistence and service tests: a migrated database on SQLite (a temp
+file) and on the real PostgreSQL (a fresh database per test), with a started
+`GroupCommitWriter` whose `on_commit` collects what it publishes.
+
+Every test that asks for `db_url` or `stack` runs once per backend. More "processes" on the
+same database come from `open_stack`: each is a separate Database + GroupCommitWriter.
+
+The helpers below are imported by the test modules as `itest` (this folder is no package,
+and every such conftest.py would otherwise be the one module named "conftest").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pixlive.adapters.database import Database, database_from_url
+from pixlive.adapters.group_commit import GroupCommitWriter
+from pixlive.adapters.migrate import upgrade
+from pixlive.adapters.postgres import PostgresDatabase
+from pixlive.adapters.repository import Repository
+from pixlive.domain.events import RecordedEvent
+from pixlive.services.charges import NewCharge, Receiver, create_charge
+from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
+from pixlive.services.unit_of_work import Job
+
+T = TypeVar("T")
+sys.modules["itest"] = sys.modules[__name__]
+
+BACKENDS = ["sqlite", "postgresql"]
+WAIT = 20.0  # seconds: every wait on the database is bounded, so a hang fails instead
+
+RECEIVER = Receiver(pix_key="loja@example.com", name="Loja Exemplo", city="Sao Paulo")
+# A fixed, millisecond-precise clock: times survive the round trip through the database.
+T0 = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+_ALNUM = string.ascii_letters + string.digits
+
+
+def new_e2e() -> str:
+    """An endToEndId as the Banco Central makes them: "E" and 31 alphanumerics."""
+    return "E" + "".join(secrets.choice(_ALNUM) for _ in range(31))
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def pix_for(
+    txid: str | None, value: int, *, e2e: str | None = None, when: datetime = T0
+) -> IncomingPix:
+    e2e = e2e or new_e2e()
+    horario = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    raw: dict[str, Any] = {
+        "endToEndId": e2e,
+        "txid": txid,
+        "valor": f"{value // 100}.{value % 100:02d}",
+        "horario": horario,
+    }
+    return IncomingPix(end_to_end_id=e2e, txid=txid, value=value, horario=when, raw=raw)
+
+
+class Stack:
+    """One "process": a started database, and a started group-commit writer on it."""
+
+    def __init__(self, url: str, db: Database) -> None:
+        self.url = url
+        self.db = db
+        self.published: list[RecordedEvent] = []
+        self.publications = 0
+        self.writer = GroupCommitWriter(db, self._on_commit)
+
+    def _on_commit(self, events: list[RecordedEvent]) -> None:
+        self.publications += 1
+        self.published.extend(events)
+
+    async def run(self, job: Job[T]) -> T:
+        return await asyncio.wait_for(self.writer.run(job), WAIT)
+
+    async def read(self, query: Callable[[Repository], Awaitable[T]]) -> T:
+        async with self.db.read() as conn:
+            return await query(Repository(conn))
+
+    async def scalar(self, sql: str, *args: object) -> Any:
+        async with self.db.read() as conn:
+            row = await conn.fetchrow(sql, *args)
+        assert row is not None
+        return row[0]
+
+    async def count(self, table: str, where: str = "", *args: object) -> int:
+        sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        return int(await self.scalar(sql, *args))
+
+    async def events(self, payment_id: str) -> list[RecordedEvent]:
+        return await self.read(lambda repo: repo.events_after(payment_id, 0, 10_000))
+
+    async def new_charge(
+        self, value: int = 1234, *, expires_in: int = 3600, now: datetime = T0, **extra: Any
+    ) -> Any:
+        charge, _ = await self.run(
+            lambda uow: create_charge(
+                uow, NewCharge(value=value, expires_in=expires_in, **extra), RECEIVER, now
+            )
+        )
+        return charge
+
+    async def confirm(self, pix: IncomingPix, now: datetime = T0) -> Outcome:
+        return await self.run(lambda uow: confirm_pix(uow, pix, now))
+
+
+def make_database(url: str, *, writers: int | None = None) -> Database:
+    if url.startswith("postgresql") and writers is not None:
+        return PostgresDatabase(url, writers=writers, pool_size=writers + 2)
+    if url.startswith("postgresql"):
+        return PostgresDatabase(url, pool_size=6)  # several stacks share max_connections
+    return database_from_url(url)
+
+
+async def start_stack(url: str, *, writers: int | None = None) -> Stack:
+    db = make_database(url, writers=writers)
+    await db.start()
+    stack = Stack(url, db)
+    await stack.writer.start()
+    return stack
+
+
+async def stop_stack(stack: Stack) -> None:
+    await asyncio.wait_for(stack.writer.close(), WAIT)
+    await asyncio.wait_for(stack.db.close(), WAIT)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database with no tables yet: a new SQLite file, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'pixlive.db'}"
+    return str(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def db_url(empty_url: str) -> str:
+    """The same, migrated to the newest revision, as `pixlive migrate` does it."""
+    upgrade(empty_url)
+    return empty_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """For what only SQLite has: a migrated temp file."""
+    url = f"sqlite:///{tmp_path / 'pixlive.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """For what only PostgreSQL has: a fresh, migrated database."""
+    upgrade(pg_database)
+    return pg_database
+
+
+@pytest.fixture
+async def open_stack(db_url: str) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    """Opens more "processes" on the test's database; all are closed afterwards."""
+    opened: list[Stack] = []
+
+    async def open_(*, writers: int | None = None) -> Stack:
+        stack = await start_stack(db_url, writers=writers)
+        opened.append(stack)
+        return stack
+
+    yield open_
+    for stack in reversed(opened):
+        await stop_stack(stack)
+
+
+@pytest.fixture
+async def stack(open_stack: Callable[..., Awaitable[Stack]]) -> Stack:
+    return await open_stack()
+
+
+async def start_stop(url: str, job: Callable[[Stack], Awaitable[T]]) -> T:
+    """Runs `job` on a stack of its own, opened and closed around it (for sync tests)."""
+    stack = await start_stack(url)
+    try:
+        return await job(stack)
+    finally:
+        await stop_stack(stack)
