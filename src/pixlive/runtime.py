@@ -14,6 +14,7 @@ from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.repository import Repository
 from pixlive.domain.events import RecordedEvent
+from pixlive.realtime.admission import RateLimit, StreamSlots
 from pixlive.realtime.hub import Hub
 from pixlive.services.charges import Receiver
 from pixlive.services.expiry import expire_due
@@ -37,6 +38,8 @@ class Runtime:
             name=settings.receiver_name,
             city=settings.receiver_city,
         )
+        self.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams_total)
+        self.create_rate = RateLimit(settings.create_rate_per_second, settings.create_burst)
         self._sweeper: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
 

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     expiry_sweep_seconds: float = Field(1.0, gt=0)
     log_level: str = "info"
     max_subscribers_per_charge: int = Field(20, ge=1)
+    # Mobile carriers put many payers behind one address (CGNAT): keep the per-address cap
+    # well above what one household or office would open.
+    max_streams_per_client: int = Field(500, ge=1)
+    max_streams_total: int = Field(50_000, ge=1)
+    create_rate_per_second: float = Field(200.0, gt=0)
+    create_burst: int = Field(400, ge=1)
     sse_keepalive_seconds: float = Field(15.0, gt=0, le=20)
 
     @field_validator("webhook_secret", "pix_key", "merchant_name", "merchant_city", mode="before")

@@ -32,6 +32,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "No valid API key"},
     404: {"model": ErrorOut, "description": "No such charge"},
     409: {"model": ErrorOut, "description": "Conflict"},
+    429: {"model": ErrorOut, "description": "A limit was exceeded; see Retry-After"},
     422: {"model": ErrorOut, "description": "Invalid request"},
 }
 
@@ -63,6 +64,7 @@ async def create_charge(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> MerchantChargeOut:
+    runtime.create_rate.take(api_key.id)
     command = NewCharge(
         value=body.value,
         expires_in=body.expires_in,

@@ -18,6 +18,7 @@ from pixlive.domain.errors import (
     IllegalTransition,
     InvalidAmount,
 )
+from pixlive.realtime.admission import Refused
 
 log = logging.getLogger("pixlive.api")
 
@@ -105,6 +106,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return error_response(_DOMAIN_STATUS.get(type(exc), 400), exc.code, str(exc))
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> JSONResponse:
+        return error_response(429, exc.code, exc.message, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(InvalidData)
     async def _invalid_data(request: Request, exc: InvalidData) -> JSONResponse:

@@ -22,10 +22,11 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from pixlive import metrics
 from pixlive.adapters.repository import Repository
 from pixlive.api.dependencies import ApiKeyDep, ChargeIdDep, RuntimeDep
-from pixlive.api.errors import ApiError, error_response
+from pixlive.api.errors import error_response
 from pixlive.api.models import ChargeOut, ErrorOut
 from pixlive.domain.errors import ChargeNotFound
 from pixlive.domain.ids import is_charge_id
+from pixlive.realtime.admission import Refused
 from pixlive.realtime.hub import Closed, Subscriber
 from pixlive.realtime.wire import Delivery, delivery
 from pixlive.runtime import Runtime, utcnow
@@ -43,37 +44,63 @@ SSE_HEADERS = {
 }
 
 
+class Slot:
+    """A live connection's place: its hub subscription and its count against the limits.
+    `close` gives both back, once, whichever way the connection ends."""
+
+    __slots__ = ("client", "released", "runtime", "subscriber")
+
+    def __init__(self, runtime: Runtime, client: str, subscriber: Subscriber) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.subscriber = subscriber
+        self.released = False
+
+    @classmethod
+    def take(cls, runtime: Runtime, client: str, payment_id: str | None, transport: str) -> Slot:
+        if (
+            payment_id is not None
+            and runtime.hub.count(payment_id) >= runtime.settings.max_subscribers_per_charge
+        ):
+            raise Refused("too_many_subscribers", "too many live connections to this charge")
+        runtime.streams.acquire(client)
+        return cls(runtime, client, runtime.hub.subscribe(payment_id, transport))
+
+    def close(self) -> None:
+        if not self.released:
+            self.released = True
+            self.runtime.hub.unsubscribe(self.subscriber)
+            self.runtime.streams.release(self.client)
+
+
 class Opened:
     """What a stream sends before going live: the snapshot, then the backlog."""
 
-    __slots__ = ("backlog", "final", "last_event_id", "snapshot", "subscriber")
+    __slots__ = ("backlog", "final", "last_event_id", "slot", "snapshot", "subscriber")
 
     def __init__(
         self,
-        subscriber: Subscriber,
+        slot: Slot,
         snapshot: dict[str, Any],
         backlog: list[Delivery],
         final: bool,
     ) -> None:
-        self.subscriber = subscriber
+        self.slot = slot
+        self.subscriber = slot.subscriber
         self.snapshot = snapshot
         self.backlog = backlog
         self.final = final
         self.last_event_id = max([snapshot["last_event_id"], *(d.id for d in backlog)])
 
 
+def client_address(scope_client: tuple[str, int] | None) -> str:
+    return scope_client[0] if scope_client else "unknown"
+
+
 async def open_stream(
-    runtime: Runtime, payment_id: str, after: int | None, transport: str
+    runtime: Runtime, payment_id: str, after: int | None, transport: str, client: str
 ) -> Opened:
-    hub = runtime.hub
-    if hub.count(payment_id) >= runtime.settings.max_subscribers_per_charge:
-        raise ApiError(
-            429,
-            "too_many_subscribers",
-            "too many live connections to this charge",
-            {"Retry-After": "5"},
-        )
-    subscriber = hub.subscribe(payment_id, transport)
+    slot = Slot.take(runtime, client, payment_id, transport)
     try:
         async with runtime.db.read() as conn:
             charge = await get_charge(conn, payment_id, utcnow())
@@ -81,7 +108,7 @@ async def open_stream(
             if after is not None and after < charge.last_event_id:
                 events = await Repository(conn).events_after(payment_id, after, BACKLOG_LIMIT)
     except BaseException:
-        hub.unsubscribe(subscriber)
+        slot.close()
         raise
     snapshot = {
         "type": "snapshot",
@@ -89,8 +116,8 @@ async def open_stream(
         "payment": ChargeOut.of(charge, runtime.settings.base_url).model_dump(mode="json"),
     }
     backlog = [delivery(event) for event in events]
-    opened = Opened(subscriber, snapshot, backlog, charge.status.is_final)
-    subscriber.mark_sent(opened.last_event_id)
+    opened = Opened(slot, snapshot, backlog, charge.status.is_final)
+    slot.subscriber.mark_sent(opened.last_event_id)
     return opened
 
 
@@ -112,13 +139,16 @@ async def websocket_stream(
         )
         return
     try:
-        opened = await open_stream(runtime, payment_id, after, "websocket")
+        opened = await open_stream(
+            runtime, payment_id, after, "websocket", client_address(websocket.client)
+        )
     except ChargeNotFound:
         await websocket.send_denial_response(
             error_response(404, "not_found", "no charge with this id")
         )
         return
-    except ApiError as exc:
+    except Refused as exc:
+        # 1013 "try again later": a browser's script sees a close code, not an HTTP status.
         await websocket.accept()
         await websocket.close(1013, exc.message)
         return
@@ -173,7 +203,7 @@ async def websocket_stream(
         pass
     finally:
         subscriber.on_ready = None
-        runtime.hub.unsubscribe(subscriber)
+        opened.slot.close()
         if sender is not None:
             sender.cancel()
             with contextlib.suppress(BaseException):
@@ -224,7 +254,7 @@ async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> Async
             if subscriber.closed is not None:
                 return
     finally:
-        runtime.hub.unsubscribe(subscriber)
+        opened.slot.close()
 
 
 @router.get(
@@ -244,7 +274,13 @@ async def sse_stream(
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    opened = await open_stream(runtime, payment_id, _sse_after(last_event_id, after), "sse")
+    opened = await open_stream(
+        runtime,
+        payment_id,
+        _sse_after(last_event_id, after),
+        "sse",
+        client_address(request.client),
+    )
     return StreamingResponse(
         _sse_body(runtime, opened, request), media_type="text/event-stream", headers=SSE_HEADERS
     )
@@ -260,11 +296,12 @@ async def sse_stream(
 )
 async def long_poll(
     payment_id: ChargeIdDep,
+    request: Request,
     runtime: RuntimeDep,
     after: Annotated[int | None, Query(ge=0)] = None,
     timeout: Annotated[float, Query(ge=0, le=POLL_MAX_SECONDS)] = 25,  # noqa: ASYNC109
 ) -> Response:
-    opened = await open_stream(runtime, payment_id, after, "poll")
+    opened = await open_stream(runtime, payment_id, after, "poll", client_address(request.client))
     subscriber = opened.subscriber
     try:
         events = opened.backlog
@@ -290,7 +327,7 @@ async def long_poll(
                 }
         metrics.events_delivered.labels("poll").inc(len(events))
     finally:
-        runtime.hub.unsubscribe(subscriber)
+        opened.slot.close()
     body = b'{"snapshot":%s,"events":[%s]}' % (
         orjson.dumps(snapshot),
         ",".join(item.text for item in events).encode(),
@@ -302,8 +339,9 @@ async def long_poll(
 
 
 async def _merchant_body(
-    runtime: Runtime, subscriber: Subscriber, backlog: list[Delivery]
+    runtime: Runtime, slot: Slot, backlog: list[Delivery]
 ) -> AsyncIterator[bytes]:
+    subscriber = slot.subscriber
     keepalive = runtime.settings.sse_keepalive_seconds
     try:
         yield b"retry: 1000\n\n"
@@ -322,7 +360,7 @@ async def _merchant_body(
             if subscriber.closed is not None:
                 return
     finally:
-        runtime.hub.unsubscribe(subscriber)
+        slot.close()
 
 
 @router.get(
@@ -332,13 +370,15 @@ async def _merchant_body(
     summary="Server-Sent Events of every event of the merchant's charges",
 )
 async def merchant_stream(
+    request: Request,
     runtime: RuntimeDep,
     api_key: ApiKeyDep,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     start = _sse_after(last_event_id, after)
-    subscriber = runtime.hub.subscribe(None, "merchant_sse")
+    slot = Slot.take(runtime, client_address(request.client), None, "merchant_sse")
+    subscriber = slot.subscriber
     try:
         async with runtime.db.read() as conn:
             repo = Repository(conn)
@@ -348,7 +388,7 @@ async def merchant_stream(
             else:
                 events = await repo.all_events_after(start, BACKLOG_LIMIT * 10)
     except BaseException:
-        runtime.hub.unsubscribe(subscriber)
+        slot.close()
         raise
     backlog = [delivery(event) for event in events]
     subscriber.mark_sent(start)
@@ -360,7 +400,7 @@ async def merchant_stream(
         item for item in subscriber.pending if item.id not in seen and item.id > start
     )
     return StreamingResponse(
-        _merchant_body(runtime, subscriber, backlog),
+        _merchant_body(runtime, slot, backlog),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )
