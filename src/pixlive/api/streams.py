@@ -222,6 +222,30 @@ def _sse_after(last_event_id: str | None, after: int | None) -> int | None:
     return after
 
 
+async def _live_sse(
+    subscriber: Subscriber, keepalive: float, transport: str, sent: int | None
+) -> AsyncIterator[bytes]:
+    """The live part of an SSE stream. A charge's stream (`sent` given) skips what it already
+    sent and ends after a final event; the merchant's stream (`sent` None) goes on."""
+    while True:
+        try:
+            async with asyncio.timeout(keepalive):
+                await subscriber.wait()
+        except TimeoutError:
+            yield b": keepalive\n\n"
+            continue
+        items = subscriber.take()
+        for item in items if sent is None else _fresh(items, sent):
+            yield item.sse
+            metrics.events_delivered.labels(transport).inc()
+            if sent is not None:
+                sent = item.id
+                if item.final:
+                    return
+        if subscriber.closed is not None:
+            return
+
+
 async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> AsyncIterator[bytes]:
     subscriber = opened.subscriber
     keepalive = runtime.settings.sse_keepalive_seconds
@@ -237,22 +261,8 @@ async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> Async
         metrics.events_delivered.labels("sse").inc(len(opened.backlog))
         if opened.final or any(item.final for item in opened.backlog):
             return
-        sent = opened.last_event_id
-        while True:
-            try:
-                async with asyncio.timeout(keepalive):
-                    await subscriber.wait()
-            except TimeoutError:
-                yield b": keepalive\n\n"
-                continue
-            for item in _fresh(subscriber.take(), sent):
-                yield item.sse
-                metrics.events_delivered.labels("sse").inc()
-                sent = item.id
-                if item.final:
-                    return
-            if subscriber.closed is not None:
-                return
+        async for frame in _live_sse(subscriber, keepalive, "sse", opened.last_event_id):
+            yield frame
     finally:
         opened.slot.close()
 
@@ -347,18 +357,8 @@ async def _merchant_body(
         yield b"retry: 1000\n\n"
         for item in backlog:
             yield item.sse
-        while True:
-            try:
-                async with asyncio.timeout(keepalive):
-                    await subscriber.wait()
-            except TimeoutError:
-                yield b": keepalive\n\n"
-                continue
-            for item in subscriber.take():
-                yield item.sse
-                metrics.events_delivered.labels("merchant_sse").inc()
-            if subscriber.closed is not None:
-                return
+        async for frame in _live_sse(subscriber, keepalive, "merchant_sse", None):
+            yield frame
     finally:
         slot.close()
 
