@@ -3,12 +3,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e fuzz bench bench-quick soak clean
+.PHONY: venv run test lint bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/pixlive serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests soak bench
 	$(VENV)/bin/ruff format --check src
 	$(VENV)/bin/mypy
 
@@ -27,3 +27,16 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pixlive.db pixlive.db-wal pixlive.db-shm
+
+# Full benchmark (< 20 min): writes docs/benchmarks.md, docs/benchmarks.json, docs/img/bench-*.png
+bench: $(STAMP)
+	PIXLIVE_BENCH_COMMAND="make bench" $(PY) -m bench --mode full
+
+# Smaller sizes, shared servers (< 2 min): the same report, marked as quick
+bench-quick: $(STAMP)
+	PIXLIVE_BENCH_COMMAND="make bench-quick" $(PY) -m bench --mode quick
+
+# Load and churn (not in the default CI run): 5,000 subscribers, 200 webhooks/s for 5 min,
+# then 100,000 connect/disconnect cycles; `make test` runs a short version.
+soak: $(STAMP)
+	$(PY) -m soak.run --json soak-report.json

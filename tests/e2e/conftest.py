@@ -38,6 +38,8 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # httpx.Client options for this server, e.g. {"verify": ssl_context} over (m)TLS.
+    client_options: dict[str, Any] = field(default_factory=dict)
     _http: httpx.Client | None = field(default=None, repr=False)
 
     @property
@@ -49,7 +51,7 @@ class Server:
         """A keep-alive client with this server as its base URL (absolute URLs work too):
         much faster than `httpx.get`, which builds a client (and its TLS context) per call."""
         if self._http is None:
-            self._http = httpx.Client(base_url=self.url, timeout=30)
+            self._http = httpx.Client(base_url=self.url, timeout=30, **self.client_options)
         return self._http
 
     def create_charge(self, value: str = "12.34", **fields: Any) -> dict[str, Any]:
@@ -176,13 +178,22 @@ def start_server(
     api_key: str | None = None,
     workers: int = 1,
     unset: tuple[str, ...] = (),
+    serve_args: tuple[str, ...] = (),
+    client_options: dict[str, Any] | None = None,
     **overrides: str,
 ) -> Server:
     """Migrates, makes an API key, starts `pixlive serve` and waits for /healthz.
 
-    `overrides` are PIXLIVE_* settings; `unset` names variables to leave out entirely."""
+    `overrides` are PIXLIVE_* settings; `unset` names variables to leave out entirely.
+    `serve_args` are more options of `pixlive serve` (with `--tls-cert` the server's URL is
+    https://); `client_options` are the httpx options that reach it (e.g. `verify`, an SSL
+    context with the CA and a client certificate), used for the readiness check too."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    scheme = "https" if "--tls-cert" in serve_args else "http"
+    if scheme == "https":
+        overrides.setdefault("PIXLIVE_PUBLIC_URL", f"https://127.0.0.1:{port}")
+    client_options = client_options or {}
     env = server_env(workdir, port, unset=unset, **overrides)
     if migrate:
         done = pixlive(env, workdir, "migrate")
@@ -203,6 +214,7 @@ def start_server(
                 str(port),
                 "--workers",
                 str(workers),
+                *serve_args,
             ],
             env=env,
             cwd=workdir,
@@ -210,20 +222,21 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     server = Server(
-        f"http://127.0.0.1:{port}",
+        f"{scheme}://127.0.0.1:{port}",
         api_key,
         env.get("PIXLIVE_WEBHOOK_SECRET", SECRET),
         env,
         workdir,
         process,
         log,
+        client_options=client_options,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
         try:
-            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(server.url + "/healthz", timeout=1, **client_options).status_code == 200:
                 generated = workdir / ".pixlive-sandbox-secret"
                 if "PIXLIVE_WEBHOOK_SECRET" not in env and generated.exists():
                     # Sandbox without a configured secret: the one `serve` generated.

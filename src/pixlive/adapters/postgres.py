@@ -8,6 +8,7 @@ races honest. Driver errors are translated here into our own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,23 +60,33 @@ class PostgresConnection(Connection):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.raw = conn
 
+    def _failed(self, exc: BaseException) -> Exception:
+        translated = _translate(exc)
+        if isinstance(translated, DatabaseUnavailable):
+            # Lost, or stuck (a statement ran out its timeout): nothing more can be done on
+            # this connection, and a ROLLBACK or the pool's reset would wait out another
+            # timeout first. Closing it aborts its transaction on the server.
+            with contextlib.suppress(asyncpg.InterfaceError):  # already back in the pool
+                self.raw.terminate()
+        return translated
+
     async def fetchrow(self, sql: str, *args: object) -> Row | None:
         try:
             return await self.raw.fetchrow(sql, *args)
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
         try:
             return list(await self.raw.fetch(sql, *args))
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
 
     async def execute(self, sql: str, *args: object) -> int:
         try:
             status = await self.raw.execute(sql, *args)
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
         # asyncpg answers with the command tag, e.g. "UPDATE 1"
         tail = status.rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
@@ -93,9 +104,13 @@ class PostgresWriteSession:
 
     async def rollback(self) -> None:
         try:
-            in_transaction = self.conn.raw.is_in_transaction()
+            # Lost, or closed after a failure: the server rolled the transaction back.
+            lost = self.conn.raw.is_closed()
+            in_transaction = not lost and self.conn.raw.is_in_transaction()
         except asyncpg.InterfaceError as exc:  # the connection was lost (and detached)
             raise DatabaseUnavailable("PostgreSQL: the connection was lost") from exc
+        if lost:
+            raise DatabaseUnavailable("PostgreSQL: the connection was lost")
         if in_transaction:
             await self.conn.execute("ROLLBACK")
 

@@ -62,18 +62,20 @@ async def simulate(payment_id: ChargeIdDep, request: Request, runtime: RuntimeDe
     # One endToEndId per charge: a double click (or a resent form) is then the PSP retrying,
     # a `duplicate`, and not a second Pix booked as a mismatch against a paid charge.
     body = webhook_body(charge.id, format_amount(charge.value), SIMULATED_E2E_PREFIX + charge.id)
-    # The socket this request came in on reaches this very server, whatever PUBLIC_URL says;
-    # the Host header would not do, since a client chooses it (and could send the signed
-    # webhook, and in token mode the secret, to a host of its own).
-    host, port = request.scope["server"] or ("127.0.0.1", 8000)
-    host = f"[{host}]" if ":" in host else host
-    url = f"{request.url.scheme}://{host}:{port}/payments/pix/confirmation"
     headers = signed_headers(runtime.settings.secret, body)
     params = {}
     if runtime.settings.webhook_auth == "token":
         params["hmac"] = runtime.settings.secret
-    async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(url, content=body, headers=headers, params=params)
+    # The signed request goes through this very application, every middleware and the
+    # webhook's own authentication included, but not through the network: neither a Host
+    # header nor a proxy's X-Forwarded-Proto (nor an mTLS listener) can send it elsewhere.
+    transport = httpx.ASGITransport(app=request.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://pixlive", timeout=10
+    ) as client:
+        answer = await client.post(
+            "/payments/pix/confirmation", content=body, headers=headers, params=params
+        )
     if answer.status_code != 200:
         return Response(answer.content, status_code=502, media_type="application/json")
     return RedirectResponse(f"/payments/pix/{charge.id}", status_code=303)

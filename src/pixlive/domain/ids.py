@@ -15,8 +15,8 @@ def new_charge_id() -> str:
 
 
 def is_charge_id(text: str) -> bool:
-    return _CHARGE_ID.match(text) is not None
+    return _CHARGE_ID.fullmatch(text) is not None
 
 
 def is_end_to_end_id(text: str) -> bool:
-    return _END_TO_END_ID.match(text) is not None
+    return _END_TO_END_ID.fullmatch(text) is not None

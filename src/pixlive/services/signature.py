@@ -31,7 +31,9 @@ def verify(secret: str, header: str | None, body: bytes, now: float, tolerance: 
     candidates: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit() and len(value) <= 12:
+        # ASCII digits only: str.isdigit() also says yes to "²" (which int() refuses, a 500)
+        # and to other scripts' digits (which are not what the sender signed).
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif key == "v1" and value:
             candidates.append(value)
