@@ -534,6 +534,10 @@ def markdown(data: dict[str, Any], images: list[str]) -> str:
         for note in data["notes"]:
             add(f"- {note}")
         add("")
+    add(
+        "What each change to a hot path bought, before and after: "
+        "[performance-log.md](performance-log.md).\n"
+    )
     add("## How to run\n")
     add(
         "```\nmake bench         # full: the sizes the targets name, 3 fresh repetitions\n"

@@ -81,8 +81,9 @@ class GroupCommitWriter:
             raise DatabaseUnavailable("the writer is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future))
-        # shield: a caller that goes away must not cancel a write its batch already holds
-        return await asyncio.shield(future)
+        # A caller that goes away cancels only its wait: the job stays queued and is
+        # committed with its batch (answering a cancelled future is skipped below).
+        return await future
 
     async def _loop(self) -> None:
         while True:
@@ -119,11 +120,14 @@ class GroupCommitWriter:
         self.committed += len(batch)
         events: list[RecordedEvent] = []
         for pending in batch:
+            if pending.error is None:
+                events.extend(pending.events)
+            if pending.future.done():  # its caller went away
+                continue
             if pending.error is not None:
                 pending.future.set_exception(pending.error)
             else:
                 pending.future.set_result(pending.result)
-                events.extend(pending.events)
         if events:
             self.on_commit(events)
 

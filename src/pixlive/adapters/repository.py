@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from pixlive.adapters.connection import Connection, Row
 from pixlive.domain.charge import Charge, Payer, Status
 from pixlive.domain.events import Event, RecordedEvent
@@ -25,7 +27,7 @@ def from_ms(ms: int) -> datetime:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True)

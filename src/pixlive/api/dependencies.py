@@ -15,7 +15,9 @@ from pixlive.services.api_keys import authenticate
 from pixlive.settings import Settings
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
+# dependency in a thread pool, a thread hop on every request of the hot path.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -23,7 +25,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 
@@ -64,7 +66,7 @@ async def optional_api_key(
 OptionalApiKeyDep = Annotated[ApiKey | None, Depends(optional_api_key)]
 
 
-def charge_id(payment_id: str) -> str:
+async def charge_id(payment_id: str) -> str:
     """A path id that cannot be a charge's is answered like an unknown one, without a lookup."""
     if not is_charge_id(payment_id):
         raise ApiError(404, "not_found", "no charge with this id")
