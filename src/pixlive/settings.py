@@ -84,9 +84,19 @@ class Settings(BaseSettings):
         if path.exists():
             return path.read_text().strip()
         value = "whsec_sandbox_" + secrets.token_urlsafe(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole under a temporary name, then linked into place: another process
+        # starting at the same moment either wins (and we read its secret) or reads ours
+        # complete, never half-written.
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(value + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            value = path.read_text().strip()
+        finally:
+            temporary.unlink()
         return value
 
     @property
