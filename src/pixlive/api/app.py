@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.sandbox:
         app.include_router(sandbox.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    app.add_middleware(webhook.WebhookFastPath, state=app.state)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -7,26 +7,31 @@ writer, so the 200 goes out after its Pix are on disk.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pixlive import metrics
+from pixlive.adapters.errors import DatabaseUnavailable, InvalidData
 from pixlive.api.dependencies import RuntimeDep
-from pixlive.api.errors import error_response
 from pixlive.api.models import ErrorOut, PixIn, WebhookIn, WebhookOut
 from pixlive.domain.money import parse_amount
-from pixlive.runtime import utcnow
+from pixlive.runtime import Runtime, utcnow
 from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
 from pixlive.services.signature import HEADER, SignatureError, verify, verify_token
 from pixlive.services.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["PSP webhook"])
+log = logging.getLogger("pixlive.webhook")
 
 
 def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -107,33 +112,32 @@ async def _confirm_all(uow: UnitOfWork, items: list[IncomingPix]) -> list[Outcom
     return [await confirm_pix(uow, item, now) for item in items]
 
 
-async def receive(
-    request: Request,
-    runtime: RuntimeDep,
-    hmac: Annotated[str | None, Query(max_length=200)] = None,
-) -> JSONResponse:
-    body = await request.body()
+def _error(status: int, code: str, message: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    return status, orjson.dumps({"error": {"code": code, "message": message}}), []
+
+
+async def confirm_delivery(
+    runtime: Runtime, body: bytes, signature: str | None, token: str | None
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The whole webhook, from the raw body to the answer (status, JSON, extra headers);
+    shared by the route (for the OpenAPI description) and the fast path below."""
     settings = runtime.settings
     try:
         if settings.webhook_auth == "token":
-            verify_token(settings.secret, hmac)
+            verify_token(settings.secret, token)
         else:
             verify(
-                settings.secret,
-                request.headers.get(HEADER),
-                body,
-                time.time(),
-                settings.webhook_tolerance_seconds,
+                settings.secret, signature, body, time.time(), settings.webhook_tolerance_seconds
             )
     except SignatureError as exc:
         metrics.webhook_rejected.labels("auth").inc()
-        return error_response(401, "invalid_signature", str(exc))
+        return _error(401, "invalid_signature", str(exc))
 
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         metrics.webhook_rejected.labels("malformed").inc()
-        return error_response(400, "invalid_json", "the body is not valid JSON")
+        return _error(400, "invalid_json", "the body is not valid JSON")
     try:
         parsed = WebhookIn.model_validate(document)
         raw_items = document["pix"] if isinstance(document["pix"], list) else [document["pix"]]
@@ -141,9 +145,18 @@ async def receive(
         incoming = [_incoming(item, raw) for item, raw in zip(items, raw_items, strict=True)]
     except (ValidationError, ValueError, TypeError) as exc:
         metrics.webhook_rejected.labels("malformed").inc()
-        return error_response(422, "invalid_pix", _explain(exc))
+        return _error(422, "invalid_pix", _explain(exc))
 
-    outcomes = await runtime.writer.run(lambda uow: _confirm_all(uow, incoming))
+    try:
+        outcomes = await runtime.writer.run(lambda uow: _confirm_all(uow, incoming))
+    except InvalidData:
+        return _error(422, "invalid_pix", "a value cannot be stored as given")
+    except DatabaseUnavailable as exc:
+        log.warning("webhook: database unavailable: %s", exc)
+        status, payload, _ = _error(
+            503, "database_unavailable", "the database is unreachable; retry later"
+        )
+        return status, payload, [(b"retry-after", b"5")]
     results = []
     for item, outcome in zip(incoming, outcomes, strict=True):
         metrics.webhook_pix.labels(outcome.value).inc()
@@ -154,7 +167,76 @@ async def receive(
                 "payment_id": item.txid if outcome in (Outcome.PAID, Outcome.MISMATCH) else None,
             }
         )
-    return JSONResponse({"results": results})
+    return 200, orjson.dumps({"results": results}), []
+
+
+async def receive(
+    request: Request,
+    runtime: RuntimeDep,
+    hmac: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    status, payload, headers = await confirm_delivery(
+        runtime, await request.body(), request.headers.get(HEADER), hmac
+    )
+    response = Response(payload, status_code=status, media_type="application/json")
+    for name, value in headers:
+        response.headers[name.decode()] = value.decode()
+    return response
+
+
+PATHS = frozenset({"/payments/pix/confirmation", "/payments/pix/confirmation/pix"})
+_SIGNATURE = HEADER.lower().encode()
+
+
+class WebhookFastPath:
+    """The PSP's webhook straight from ASGI, past the framework's routing, dependency
+    solving and per-request wrappers, which cost more than the confirmation itself under
+    load (docs/benchmarks.md, "Where the webhook's time goes"). Same function, same
+    answers as the route; the body limit and security headers still wrap it."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PATHS:
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        signature = None
+        for name, value in scope["headers"]:
+            if name == _SIGNATURE:
+                signature = value.decode("latin-1")
+                break
+        token = None
+        if scope["query_string"]:
+            values = parse_qs(scope["query_string"].decode("latin-1")).get("hmac")
+            token = values[0] if values else None
+        if token is not None and len(token) > 200:
+            status, payload, headers = _error(422, "invalid_request", "hmac: too long")
+        else:
+            status, payload, headers = await confirm_delivery(
+                self.state.runtime, b"".join(chunks), signature, token
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
 
 
 def _explain(exc: Exception) -> str:
