@@ -675,3 +675,36 @@ async def test_redis_down_webhooks_are_still_taken(
         )
     finally:
         server.stop()
+
+
+def test_sigterm_finishes_in_flight_webhooks(tmp_path: Path) -> None:
+    """SIGTERM while the PSP is delivering: what the server took is answered (never a 5xx,
+    never cut off half-way), it exits in time, and after a restart the retries of what it
+    refused complete, once each."""
+    workdir = tmp_path / "server"
+    server = start_server(workdir)
+    signalled: list[float] = []
+
+    def terminate() -> None:
+        assert server.process is not None
+        signalled.append(time.monotonic())
+        server.process.send_signal(signal.SIGTERM)
+
+    try:
+        flight = _fail_mid_flight(server, terminate, 200, after=40)
+        assert server.process is not None
+        server.process.wait(15)
+        assert time.monotonic() - signalled[0] < 10
+        answered = {got for got in flight.answers.values() if isinstance(got, int)}
+        assert answered <= {200}, answered
+        restarted = start_server(workdir, migrate=False, api_key=server.api_key)
+        flight.server = restarted
+        try:
+            database = workdir / "pixlive.db"
+            _check_recovery(restarted, flight, _sqlite_ledger(database))
+            paid = _sqlite_paid_events(database)
+            assert all(paid[payment_id] == 1 for payment_id in flight.charges)
+        finally:
+            restarted.stop()
+    finally:
+        server.stop()
