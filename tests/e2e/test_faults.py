@@ -581,20 +581,25 @@ def test_postgres_crash_mid_flight_loses_nothing_answered(
     assert all(paid[payment_id] == 1 for payment_id in flight.charges)
 
 
+def _restart_and_recover_on_sqlite(workdir: Path, server: Server, flight: Flight) -> None:
+    """Starts the server again on the same file; the PSP's retries then complete, once."""
+    restarted = start_server(workdir, migrate=False, api_key=server.api_key)
+    flight.server = restarted
+    try:
+        database = workdir / "pixlive.db"
+        _check_recovery(restarted, flight, _sqlite_ledger(database))
+        paid = _sqlite_paid_events(database)
+        assert all(paid[payment_id] == 1 for payment_id in flight.charges)
+    finally:
+        restarted.stop()
+
+
 def test_kill_9_on_sqlite_loses_nothing_answered(tmp_path: Path) -> None:
     workdir = tmp_path / "server"
     server = start_server(workdir)
     try:
         flight = _fail_mid_flight(server, _kill(server), 200, after=40)
-        restarted = start_server(workdir, migrate=False, api_key=server.api_key)
-        flight.server = restarted
-        try:
-            database = workdir / "pixlive.db"
-            _check_recovery(restarted, flight, _sqlite_ledger(database))
-            paid = _sqlite_paid_events(database)
-            assert all(paid[payment_id] == 1 for payment_id in flight.charges)
-        finally:
-            restarted.stop()
+        _restart_and_recover_on_sqlite(workdir, server, flight)
     finally:
         server.stop()
 
@@ -697,14 +702,6 @@ def test_sigterm_finishes_in_flight_webhooks(tmp_path: Path) -> None:
         assert time.monotonic() - signalled[0] < 10
         answered = {got for got in flight.answers.values() if isinstance(got, int)}
         assert answered <= {200}, answered
-        restarted = start_server(workdir, migrate=False, api_key=server.api_key)
-        flight.server = restarted
-        try:
-            database = workdir / "pixlive.db"
-            _check_recovery(restarted, flight, _sqlite_ledger(database))
-            paid = _sqlite_paid_events(database)
-            assert all(paid[payment_id] == 1 for payment_id in flight.charges)
-        finally:
-            restarted.stop()
+        _restart_and_recover_on_sqlite(workdir, server, flight)
     finally:
         server.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from pixlive.adapters.connection import Connection, Dialect
 
@@ -29,6 +29,26 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Connection]: ...
     def write_session(self) -> AbstractAsyncContextManager[WriteSession]: ...
     async def ping(self) -> bool: ...
+
+
+C = TypeVar("C", bound=Connection)
+
+
+class Savepoints(Generic[C]):
+    """The savepoint around each use case of a group-committed batch: the same SQL on
+    SQLite and PostgreSQL."""
+
+    conn: C
+
+    async def savepoint(self) -> None:
+        await self.conn.execute("SAVEPOINT job")
+
+    async def release(self) -> None:
+        await self.conn.execute("RELEASE SAVEPOINT job")
+
+    async def rollback_savepoint(self) -> None:
+        await self.conn.execute("ROLLBACK TO SAVEPOINT job")
+        await self.conn.execute("RELEASE SAVEPOINT job")
 
 
 def database_from_url(url: str) -> Database:

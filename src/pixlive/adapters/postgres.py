@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from pixlive.adapters.connection import Connection, Dialect, Row
+from pixlive.adapters.database import Savepoints
 from pixlive.adapters.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -92,7 +93,7 @@ class PostgresConnection(Connection):
         return int(tail) if tail.isdigit() else 0
 
 
-class PostgresWriteSession:
+class PostgresWriteSession(Savepoints[PostgresConnection]):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = PostgresConnection(conn)
 
@@ -113,16 +114,6 @@ class PostgresWriteSession:
             raise DatabaseUnavailable("PostgreSQL: the connection was lost")
         if in_transaction:
             await self.conn.execute("ROLLBACK")
-
-    async def savepoint(self) -> None:
-        await self.conn.execute("SAVEPOINT job")
-
-    async def release(self) -> None:
-        await self.conn.execute("RELEASE SAVEPOINT job")
-
-    async def rollback_savepoint(self) -> None:
-        await self.conn.execute("ROLLBACK TO SAVEPOINT job")
-        await self.conn.execute("RELEASE SAVEPOINT job")
 
 
 class PostgresDatabase:

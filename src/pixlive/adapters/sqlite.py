@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pixlive.adapters.connection import Connection, Dialect, Row
+from pixlive.adapters.database import Savepoints
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -86,7 +87,7 @@ def _translate(exc: sqlite3.Error) -> Exception:
     return DatabaseUnavailable(f"SQLite: {exc}")
 
 
-class SqliteWriteSession:
+class SqliteWriteSession(Savepoints[SqliteConnection]):
     """The one write transaction at a time of the writer connection."""
 
     def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
@@ -110,16 +111,6 @@ class SqliteWriteSession:
     async def rollback(self) -> None:
         if self._raw.in_transaction:
             await self._in_thread("ROLLBACK")
-
-    async def savepoint(self) -> None:
-        await self.conn.execute("SAVEPOINT job")
-
-    async def release(self) -> None:
-        await self.conn.execute("RELEASE SAVEPOINT job")
-
-    async def rollback_savepoint(self) -> None:
-        await self.conn.execute("ROLLBACK TO SAVEPOINT job")
-        await self.conn.execute("RELEASE SAVEPOINT job")
 
 
 class SqliteDatabase:
