@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import REQUIRE
 from tests.e2e.conftest import Server, free_port, start_server
@@ -200,6 +201,42 @@ async def test_killed_server_clients_resume_on_the_other(
         except Exception:  # noqa: S110 - the server is gone; the close cannot be clean
             pass
     # Payments that land while the clients are away, on the surviving process.
+    for charge in charges:
+        await pay(b, charge["id"], "1.00")
+        await pay(b, charge["id"])
+    for charge in charges:
+        async with websocket(b.url, charge["id"], after=last_seen[charge["id"]]) as conn:
+            snapshot, mismatch, paid = await ws_messages(conn, 3)
+        assert snapshot["payment"]["status"] == "PAID"
+        assert [mismatch["type"], paid["type"]] == ["payment.mismatch", "payment.paid"]
+
+
+async def test_sigterm_clients_reconnect_to_the_other_and_resume(
+    servers_redis: tuple[Server, Server],
+) -> None:
+    """A rolling restart: the server going away tells its clients so (1012) at once, and
+    they resume on another process from where they stopped."""
+    a, b = servers_redis
+    charges = [a.create_charge() for _ in range(3)]
+    cms = [websocket(a.url, c["id"]) for c in charges]
+    conns = [await cm.__aenter__() for cm in cms]
+    last_seen = {}
+    try:
+        for charge, conn in zip(charges, conns, strict=True):
+            (snapshot,) = await ws_messages(conn, 1)
+            last_seen[charge["id"]] = snapshot["last_event_id"]
+        assert a.process is not None
+        a.process.send_signal(signal.SIGTERM)
+        for conn in conns:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(conn.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    finally:
+        for cm in cms:
+            try:
+                await cm.__aexit__(None, None, None)
+            except Exception:  # noqa: S110 - the server is gone; the close cannot be clean
+                pass
     for charge in charges:
         await pay(b, charge["id"], "1.00")
         await pay(b, charge["id"])
