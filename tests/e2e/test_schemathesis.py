@@ -1,6 +1,7 @@
 """Property-based fuzzing of every operation of the OpenAPI schema, on a real server, with
 the API key set, and the webhook's bodies correctly signed so that its parser is reached:
-no 5xx anywhere, and every JSON 4xx has the error shape."""
+no 5xx anywhere, every JSON 4xx has the error shape, and every answer matches the schema
+(documented status, content type and body)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import DataGenerationMethod
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from pixlive.services.signature import HEADER, sign
 from tests.e2e.conftest import Server
@@ -85,7 +91,7 @@ def test_the_schema_lists_the_contract(shared_server: Server) -> None:
     suppress_health_check=list(HealthCheck),
 )
 def test_no_server_error(case: Any, shared_server: Server, known_ids: list[str]) -> None:
-    checks = (not_a_server_error, error_shape)
+    checks: tuple[Any, ...] = (not_a_server_error, error_shape)
     payment_id = (case.path_parameters or {}).get("payment_id")
     if isinstance(payment_id, str) and not re.search(STREAMS, case.operation.path):
         # Random ids are all unknown: a third of the cases name a paid, a third an active
@@ -105,4 +111,9 @@ def test_no_server_error(case: Any, shared_server: Server, known_ids: list[str])
             HEADER: sign(shared_server.secret, body, int(time.time())),
         }
     response = requests.request(**kwargs, timeout=30)
+    # uvicorn's HTTP parser refuses some generated requests (a header httptools will not
+    # take) with a plain-text 400 before the application sees them; every answer of the
+    # application itself must match the schema: status, content type and body.
+    if not (response.status_code == 400 and response.text == "Invalid HTTP request received."):
+        checks += (response_schema_conformance, content_type_conformance, status_code_conformance)
     case.validate_response(response, checks=checks)

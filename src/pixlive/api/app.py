@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pixlive import __version__
 from pixlive.api import charges, errors, ops, sandbox, streams, webhook
 from pixlive.api.limits import BodyLimit
+from pixlive.api.models import ErrorOut
 from pixlive.api.pages import WEB
 from pixlive.runtime import Runtime
 from pixlive.settings import Settings
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted Pix checkout with live payment confirmation.",
         lifespan=lifespan,
         redoc_url=None,
+        # Every error has the one shape; routes list their specific ones on top of this.
+        responses={"default": {"model": ErrorOut, "description": "An error (see its code)"}},
         # A trailing-slash redirect would answer odd ids with a 307 before the 404.
         redirect_slashes=False,
     )
