@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -178,6 +179,29 @@ async def test_redis_outage_loses_no_notification(
         b.stop()
 
 
+async def close_all(cms: list[Any]) -> None:
+    for cm in cms:
+        try:
+            await cm.__aexit__(None, None, None)
+        except Exception:  # noqa: S110 - the server is gone; the close cannot be clean
+            pass
+
+
+async def resume_on(
+    server: Server, charges: list[dict[str, Any]], last_seen: dict[str, int]
+) -> None:
+    """Payments land on the surviving process while the clients are away; each client
+    then resumes there from the last event it saw, and gets them all, once, in order."""
+    for charge in charges:
+        await pay(server, charge["id"], "1.00")
+        await pay(server, charge["id"])
+    for charge in charges:
+        async with websocket(server.url, charge["id"], after=last_seen[charge["id"]]) as conn:
+            snapshot, mismatch, paid = await ws_messages(conn, 3)
+        assert snapshot["payment"]["status"] == "PAID"
+        assert [mismatch["type"], paid["type"]] == ["payment.mismatch", "payment.paid"]
+
+
 async def test_killed_server_clients_resume_on_the_other(
     servers_redis: tuple[Server, Server],
 ) -> None:
@@ -195,20 +219,8 @@ async def test_killed_server_clients_resume_on_the_other(
     assert a.process is not None
     os.kill(a.process.pid, signal.SIGKILL)
     a.process.wait(10)
-    for cm in cms:
-        try:
-            await cm.__aexit__(None, None, None)
-        except Exception:  # noqa: S110 - the server is gone; the close cannot be clean
-            pass
-    # Payments that land while the clients are away, on the surviving process.
-    for charge in charges:
-        await pay(b, charge["id"], "1.00")
-        await pay(b, charge["id"])
-    for charge in charges:
-        async with websocket(b.url, charge["id"], after=last_seen[charge["id"]]) as conn:
-            snapshot, mismatch, paid = await ws_messages(conn, 3)
-        assert snapshot["payment"]["status"] == "PAID"
-        assert [mismatch["type"], paid["type"]] == ["payment.mismatch", "payment.paid"]
+    await close_all(cms)
+    await resume_on(b, charges, last_seen)
 
 
 async def test_sigterm_clients_reconnect_to_the_other_and_resume(
@@ -232,16 +244,5 @@ async def test_sigterm_clients_reconnect_to_the_other_and_resume(
                 await asyncio.wait_for(conn.recv(), 10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     finally:
-        for cm in cms:
-            try:
-                await cm.__aexit__(None, None, None)
-            except Exception:  # noqa: S110 - the server is gone; the close cannot be clean
-                pass
-    for charge in charges:
-        await pay(b, charge["id"], "1.00")
-        await pay(b, charge["id"])
-    for charge in charges:
-        async with websocket(b.url, charge["id"], after=last_seen[charge["id"]]) as conn:
-            snapshot, mismatch, paid = await ws_messages(conn, 3)
-        assert snapshot["payment"]["status"] == "PAID"
-        assert [mismatch["type"], paid["type"]] == ["payment.mismatch", "payment.paid"]
+        await close_all(cms)
+    await resume_on(b, charges, last_seen)
