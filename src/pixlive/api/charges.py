@@ -54,7 +54,13 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
     "/payments/pix",
     status_code=201,
     response_model=MerchantChargeOut,
-    responses=ERRORS,
+    responses={
+        **ERRORS,
+        200: {
+            "model": MerchantChargeOut,
+            "description": "A repeated Idempotency-Key: the charge it first created",
+        },
+    },
     summary="Create a Pix charge",
 )
 async def create_charge(
