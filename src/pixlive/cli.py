@@ -69,6 +69,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Charge streams are served by the connection itself (api/websocket.py).
+        ws="pixlive.api.websocket:WebSocketProtocol",
         ws_per_message_deflate=False,
         proxy_headers=True,
         log_level=settings.log_level,

@@ -16,6 +16,7 @@ from pixlive.adapters.repository import Repository
 from pixlive.domain.events import RecordedEvent
 from pixlive.realtime.admission import RateLimit, StreamSlots
 from pixlive.realtime.hub import Hub
+from pixlive.realtime.keepalive import Keepalive
 from pixlive.services.charges import Receiver
 from pixlive.services.expiry import expire_due
 from pixlive.settings import Settings
@@ -40,6 +41,7 @@ class Runtime:
         )
         self.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams_total)
         self.create_rate = RateLimit(settings.create_rate_per_second, settings.create_burst)
+        self.keepalive = Keepalive(settings.ws_ping_seconds)
         self._sweeper: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
 
@@ -51,6 +53,7 @@ class Runtime:
 
     async def close(self) -> None:
         self.stopping.set()
+        self.keepalive.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

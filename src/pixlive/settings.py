@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     create_rate_per_second: float = Field(200.0, gt=0)
     create_burst: int = Field(400, ge=1)
     sse_keepalive_seconds: float = Field(15.0, gt=0, le=20)
+    # A WebSocket ping per interval; a client silent for a whole interval after one is gone.
+    ws_ping_seconds: float = Field(20.0, gt=0, le=60)
 
     @field_validator("webhook_secret", "pix_key", "merchant_name", "merchant_city", mode="before")
     @classmethod

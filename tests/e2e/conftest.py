@@ -180,6 +180,7 @@ def start_server(
     unset: tuple[str, ...] = (),
     serve_args: tuple[str, ...] = (),
     client_options: dict[str, Any] | None = None,
+    plain_uvicorn: bool = False,
     **overrides: str,
 ) -> Server:
     """Migrates, makes an API key, starts `pixlive serve` and waits for /healthz.
@@ -187,7 +188,9 @@ def start_server(
     `overrides` are PIXLIVE_* settings; `unset` names variables to leave out entirely.
     `serve_args` are more options of `pixlive serve` (with `--tls-cert` the server's URL is
     https://); `client_options` are the httpx options that reach it (e.g. `verify`, an SSL
-    context with the CA and a client certificate), used for the readiness check too."""
+    context with the CA and a client certificate), used for the readiness check too.
+    `plain_uvicorn` runs the app under `uvicorn --factory` instead, as another ASGI server
+    would (no `pixlive serve`, so no WebSocket protocol of its own)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     scheme = "https" if "--tls-cert" in serve_args else "http"
@@ -204,18 +207,13 @@ def start_server(
         api_key = made.stdout.strip().splitlines()[-1]
     log = workdir / f"server-{port}.log"
     with log.open("ab") as out:
+        command = (
+            ["-m", "uvicorn", "pixlive.api.app:create_app", "--factory", "--port", str(port)]
+            if plain_uvicorn
+            else ["-m", "pixlive.cli", "serve", "--port", str(port), "--workers", str(workers)]
+        )
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pixlive.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                *serve_args,
-            ],
+            [sys.executable, *command, *serve_args],
             env=env,
             cwd=workdir,
             stdout=out,

@@ -93,13 +93,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.check()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
         runtime = Runtime(settings)
         await runtime.start()
         app.state.runtime = runtime
         restore = _end_streams_on_signal(runtime)
         try:
-            yield
+            # The lifespan state is how the server's own WebSocket protocol
+            # (api/websocket.py) reaches the runtime.
+            yield {"runtime": runtime}
         finally:
             restore()
             await runtime.close()

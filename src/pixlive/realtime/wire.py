@@ -1,4 +1,5 @@
-"""The event as every transport sends it, serialised once per event, not per subscriber."""
+"""The event as every transport sends it, serialised (and framed) once per event, not per
+subscriber."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import orjson
 
 from pixlive.domain.charge import iso
 from pixlive.domain.events import FINAL_EVENT_TYPES, RecordedEvent
+from pixlive.realtime import frames
 
 
 def event_dict(event: RecordedEvent) -> dict[str, Any]:
@@ -25,7 +27,7 @@ class Delivery:
     """One event ready for the wire: its id (to resume from), its type, and its JSON as
     text; the SSE frame is built on first use and then shared by every SSE subscriber."""
 
-    __slots__ = ("_sse", "final", "id", "payment_id", "text", "type")
+    __slots__ = ("_sse", "_ws", "final", "id", "payment_id", "text", "type")
 
     def __init__(self, payment_id: str, event_id: int, event_type: str, text: str) -> None:
         self.payment_id = payment_id
@@ -34,12 +36,20 @@ class Delivery:
         self.text = text
         self.final = event_type in FINAL_EVENT_TYPES
         self._sse: bytes | None = None
+        self._ws: bytes | None = None
 
     @property
     def sse(self) -> bytes:
         if self._sse is None:
             self._sse = f"id: {self.id}\nevent: {self.type}\ndata: {self.text}\n\n".encode()
         return self._sse
+
+    @property
+    def ws(self) -> bytes:
+        """The whole WebSocket text frame, written as is to every WebSocket subscriber."""
+        if self._ws is None:
+            self._ws = frames.text(self.text)
+        return self._ws
 
 
 def delivery(event: RecordedEvent) -> Delivery:

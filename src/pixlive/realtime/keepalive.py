@@ -1,0 +1,62 @@
+"""One timer for every connection's keepalive, instead of one timer per connection.
+
+Connections are spread over `SLOTS` buckets; each tick visits one bucket, so every
+connection is visited once per interval and the pings of 10,000 idle sockets go out a
+few hundred at a time rather than all at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+SLOTS = 20
+
+
+class Alive(Protocol):
+    def keepalive(self) -> None:
+        """Called once per interval: ping the peer, or drop it if the last ping went unanswered."""
+
+
+class Keepalive:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._buckets: list[set[Alive]] = [set() for _ in range(SLOTS)]
+        self._where: dict[Alive, int] = {}
+        self._tick = 0  # the bucket the next tick visits
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def add(self, connection: Alive) -> None:
+        # Join the bucket visited last, so that a new connection waits a whole interval.
+        slot = (self._tick - 1) % SLOTS
+        self._buckets[slot].add(connection)
+        self._where[connection] = slot
+        if self._timer is None:
+            self._schedule()
+
+    def discard(self, connection: Alive) -> None:
+        slot = self._where.pop(connection, None)
+        if slot is not None:
+            self._buckets[slot].discard(connection)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.interval / SLOTS, self._visit)
+
+    def _visit(self) -> None:
+        bucket = self._buckets[self._tick]
+        self._tick = (self._tick + 1) % SLOTS
+        for connection in list(bucket):
+            connection.keepalive()
+        if self._where:
+            self._schedule()
+        else:
+            self._timer = None
