@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixlive import __version__
-from pixlive.api import charges, errors, ops, sandbox, streams, webhook
+from pixlive.api import charges, errors, links, ops, sandbox, streams, webhook
 from pixlive.api.limits import BodyLimit
 from pixlive.api.models import ErrorOut
 from pixlive.api.pages import WEB
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     errors.install(app)
+    links.install(app)
     app.include_router(webhook.router)
     app.include_router(charges.router)
     app.include_router(streams.router)
