@@ -28,6 +28,7 @@ from pixlive.domain.ids import new_charge_id
 from pixlive.services import api_keys
 from pixlive.services.charges import NewCharge, cancel_charge, create_charge
 from pixlive.services.confirmation import Outcome, confirm_pix
+from pixlive.services.expiry import expire_due
 from pixlive.services.unit_of_work import UnitOfWork
 
 # durability -----------------------------------------------------------------------------
@@ -133,6 +134,30 @@ async def test_a_lost_postgresql_connection_fails_its_batch_and_the_writer_recov
     assert not [r for r in caplog.records if r.name == "pixlive.writer"]
 
 
+async def test_a_writer_connection_lost_between_batches_is_replaced(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writers keep their connections between batches; one the server closed while it
+    sat idle is left for a new one, and the next batch does not fail for it."""
+    stack = await start_stack(pg_url, writers=1)
+    try:
+        charge = await stack.new_charge(1234)
+        admin = await asyncpg.connect(pg_url)
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)  # for the client to see its connections close
+
+        assert await stack.confirm(pix_for(charge.id, 1234)) is Outcome.PAID
+    finally:
+        await stop_stack(stack)
+    assert not [r for r in caplog.records if r.name == "pixlive.writer"]
+
+
 # the group-commit writer ----------------------------------------------------------------
 
 
@@ -219,6 +244,90 @@ async def test_a_failing_job_leaves_the_rest_of_its_batch_alone(open_stack: Any)
     ]
     # only the successful jobs' events were published
     assert [e.type for e in stack.published[published:]] == ["payment.paid"]
+
+
+async def test_a_batch_runs_without_savepoints_until_a_job_fails(open_stack: Any) -> None:
+    """Optimistic batches: no savepoint per job; one failing job rolls the batch back and
+    runs it again with savepoints, so that the others commit and it alone gets its error."""
+    stack: Stack = await open_stack(writers=1)
+    charges = [await stack.new_charge(100 + n) for n in range(3)]
+    runs: list[str] = []
+
+    class Boom(DomainError):
+        pass
+
+    def confirm(n: int) -> Any:
+        async def job(uow: UnitOfWork) -> Outcome:
+            runs.append(f"good{n}")
+            return await confirm_pix(uow, pix_for(charges[n].id, 100 + n), T0)
+
+        return job
+
+    async def fails(uow: UnitOfWork) -> None:
+        runs.append("bad")
+        await confirm_pix(uow, pix_for(charges[2].id, 102), T0)
+        raise Boom("refused after writing")
+
+    async def in_one_batch(*jobs: Any) -> list[Any]:
+        gate = Gate()
+        blocker = asyncio.ensure_future(stack.run(gate))
+        await asyncio.wait_for(gate.entered.wait(), WAIT)
+        futures = [asyncio.ensure_future(stack.run(job)) for job in jobs]
+        await asyncio.sleep(0.05)
+        gate.release.set()
+        await blocker
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    reruns = stack.writer.reruns
+    assert await in_one_batch(confirm(0)) == [Outcome.PAID]
+    assert stack.writer.reruns == reruns
+
+    results = await in_one_batch(confirm(1), fails, confirm(2))
+
+    assert stack.writer.reruns == reruns + 1
+    assert results[0] is Outcome.PAID
+    assert isinstance(results[1], Boom)
+    assert results[2] is Outcome.PAID  # the failed job's write to its charge was undone
+    assert runs == ["good0", "good1", "bad", "good1", "bad", "good2"]
+    assert await stack.count("received_pix") == 3
+    paid = [e.payment_id for e in stack.published if e.type == "payment.paid"]
+    assert paid == [c.id for c in charges]  # once each, though good1 ran twice
+
+
+async def test_charges_read_ahead_for_a_batch_see_its_earlier_writes(open_stack: Any) -> None:
+    """Jobs name the charges they will change, and a batch reads them all at once; a charge
+    that an earlier job of the batch changed is read again, with that change."""
+    stack: Stack = await open_stack(writers=1)
+    charge = await stack.new_charge(100, expires_in=60)
+    due = await stack.new_charge(200, expires_in=60)
+    first, second, late = pix_for(charge.id, 100), pix_for(charge.id, 100), pix_for(due.id, 200)
+    gate = Gate()
+    blocker = asyncio.ensure_future(stack.run(gate))
+    await asyncio.wait_for(gate.entered.wait(), WAIT)
+    jobs = [
+        stack.writer.run(lambda uow: confirm_pix(uow, first, at(1)), charges=[charge.id]),
+        stack.writer.run(lambda uow: confirm_pix(uow, second, at(1)), charges=[charge.id]),
+        stack.writer.run(lambda uow: expire_due(uow, at(61))),
+        stack.writer.run(lambda uow: confirm_pix(uow, late, at(30)), charges=[due.id]),
+    ]
+    futures = [asyncio.ensure_future(job) for job in jobs]
+    await asyncio.sleep(0.05)
+    gate.release.set()
+    await blocker
+    results = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
+
+    assert results[:2] == [Outcome.PAID, Outcome.MISMATCH]
+    assert results[3] is Outcome.MISMATCH  # the sweep in the same batch expired it first
+    assert [e.type for e in await stack.events(charge.id)] == [
+        "payment.created",
+        "payment.paid",
+        "payment.mismatch",
+    ]
+    assert [e.type for e in await stack.events(due.id)] == [
+        "payment.created",
+        "payment.expired",
+        "payment.mismatch",
+    ]
 
 
 async def test_events_are_published_only_after_their_commit(open_stack: Any) -> None:

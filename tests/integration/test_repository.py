@@ -9,10 +9,16 @@ import pytest
 from itest import RECEIVER, T0, Stack, at, new_e2e
 
 from pixlive.adapters.errors import Conflict
-from pixlive.adapters.repository import ApiKey, ReceivedPix, to_ms
+from pixlive.adapters.repository import ApiKey, ReceivedPix, Repository, to_ms
 from pixlive.domain.brcode import build_brcode
 from pixlive.domain.charge import Charge, Payer, Status
-from pixlive.domain.events import PaymentCancelled, PaymentCreated, PaymentMismatch
+from pixlive.domain.events import (
+    PaymentCancelled,
+    PaymentCreated,
+    PaymentExpired,
+    PaymentMismatch,
+    PaymentPaid,
+)
 from pixlive.domain.ids import new_charge_id
 from pixlive.services import api_keys
 from pixlive.services.unit_of_work import UnitOfWork
@@ -185,6 +191,139 @@ async def test_the_ledger_records_an_end_to_end_id_once(stack: Stack) -> None:
     updated = await stack.read(lambda repo: repo.get_received(e2e))
     assert updated == replace(pix, outcome="paid", payment_id="p" * 25)
     assert await stack.read(lambda repo: repo.get_received(new_e2e())) is None
+
+
+def received(charge: Charge | None, outcome: str, value: int = 1234) -> ReceivedPix:
+    e2e = new_e2e()
+    raw = {"endToEndId": e2e, "valor": f"{value / 100:.2f}", "horario": "2026-11-28T12:00:00Z"}
+    return ReceivedPix(
+        end_to_end_id=e2e,
+        txid=charge.id if charge is not None else "U" * 25,
+        value=value,
+        horario=raw["horario"],
+        raw=raw,
+        outcome=outcome,
+        payment_id=charge.id if charge is not None else None,
+        received_at=T0,
+    )
+
+
+async def test_record_pix_writes_the_pix_its_status_and_its_event_once(stack: Stack) -> None:
+    charge = a_charge()
+    await add(stack, charge)
+    pix = received(charge, "paid")
+    paid = replace(charge, status=Status.PAID, paid_at=at(5), end_to_end_id=pix.end_to_end_id)
+    event = PaymentPaid(payment_id=charge.id, status="PAID", at=at(5), data={"value": "12.34"})
+
+    recorded = await stack.run(
+        lambda uow: uow.repo.record_pix(pix, paid, replaces=Status.ACTIVE, events=[event])
+    )
+
+    assert recorded is not None and [e.type for e in recorded] == ["payment.paid"]
+    assert await stack.events(charge.id) == recorded
+    assert await stack.read(lambda repo: repo.get_received(pix.end_to_end_id)) == pix
+    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
+    assert stored == replace(paid, last_event_id=recorded[0].id)
+    # the same endToEndId again: nothing but None
+    again = await stack.run(
+        lambda uow: uow.repo.record_pix(
+            replace(pix, outcome="mismatch"),
+            replace(charge, status=Status.CANCELLED),
+            replaces=Status.PAID,
+            events=[event],
+        )
+    )
+    assert again is None
+    assert await stack.events(charge.id) == recorded
+    assert await stack.read(lambda repo: repo.get_received(pix.end_to_end_id)) == pix
+    assert await stack.read(lambda repo: repo.get_charge(charge.id)) == stored
+
+
+async def test_record_pix_writes_a_status_only_over_the_one_it_replaces(stack: Stack) -> None:
+    charge = a_charge(status=Status.CANCELLED)
+    await add(stack, charge)
+    paid = replace(charge, status=Status.PAID, paid_at=at(5), end_to_end_id=new_e2e())
+    event = PaymentPaid(payment_id=charge.id, status="PAID", at=at(5))
+
+    recorded = await stack.run(
+        lambda uow: uow.repo.record_pix(
+            received(charge, "paid"), paid, replaces=Status.ACTIVE, events=[event]
+        )
+    )
+
+    assert recorded is not None
+    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
+    assert stored is not None and stored.status is Status.CANCELLED
+
+
+@pytest.mark.parametrize("events", [0, 1, 2])
+async def test_record_pix_without_a_status_change_keeps_the_last_event_id(
+    stack: Stack, events: int
+) -> None:
+    charge = a_charge()
+    await add(stack, charge)
+    mismatch = PaymentMismatch(payment_id=charge.id, status="ACTIVE", at=at(1), data={"n": 1})
+    written = [mismatch, replace(mismatch, data={"n": 2})][:events]
+
+    recorded = await stack.run(
+        lambda uow: uow.repo.record_pix(received(charge, "mismatch", 99), charge, events=written)
+    )
+
+    assert recorded is not None and [e.data for e in recorded] == [e.data for e in written]
+    assert [e.id for e in recorded] == sorted(e.id for e in recorded)
+    assert await stack.events(charge.id) == recorded
+    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
+    assert stored == replace(charge, last_event_id=recorded[-1].id if recorded else 0)
+
+
+async def test_record_pix_with_two_events_keeps_them_in_order(stack: Stack) -> None:
+    charge = a_charge(expires_at=T0)
+    await add(stack, charge)
+    expired = replace(charge, status=Status.EXPIRED)
+    events = [
+        PaymentExpired(payment_id=charge.id, status="EXPIRED", at=at(1)),
+        PaymentMismatch(payment_id=charge.id, status="EXPIRED", at=at(1), data={"n": 1}),
+    ]
+
+    recorded = await stack.run(
+        lambda uow: uow.repo.record_pix(
+            received(charge, "mismatch"), expired, replaces=Status.ACTIVE, events=events
+        )
+    )
+
+    assert recorded is not None
+    assert [e.type for e in recorded] == ["payment.expired", "payment.mismatch"]
+    assert await stack.events(charge.id) == recorded
+    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
+    assert stored == replace(expired, last_event_id=recorded[-1].id)
+
+
+async def test_charges_locked_for_a_batch_are_handed_out_once(stack: Stack) -> None:
+    first, second = a_charge(), a_charge()
+    await add(stack, first, second)
+    paid = replace(first, status=Status.PAID, paid_at=at(5), end_to_end_id=new_e2e())
+
+    async def job(uow: UnitOfWork) -> list[Charge | None]:
+        locked = await uow.repo.lock_charges([first.id, second.id, "X" * 25])
+        # only where a read costs a round trip
+        assert (locked is None) is (uow.repo.conn.dialect == "sqlite")
+        repo = Repository(uow.repo.conn, locked)
+        seen = [await repo.get_charge(first.id, for_update=True)]
+        await repo.save_status(paid, expected=Status.ACTIVE)
+        # read again after a write: from the database, with the write
+        seen.append(await repo.get_charge(first.id, for_update=True))
+        # written before its first read: from the database too
+        await repo.add_event(PaymentCancelled(payment_id=second.id, status="ACTIVE", at=at(6)))
+        seen.append(await repo.get_charge(second.id, for_update=True))
+        seen.append(await repo.get_charge("X" * 25, for_update=True))
+        return seen
+
+    seen = await stack.run(job)
+
+    assert seen[0] == first
+    assert seen[1] == paid
+    assert seen[2] is not None and seen[2].last_event_id > 0
+    assert seen[3] is None
 
 
 # idempotency keys -----------------------------------------------------------------------

@@ -1,15 +1,19 @@
 """Group commit: one transaction, one fsync, for all the writes waiting at that moment.
 
-Each use case runs under a savepoint of its own, so one that fails leaves the others in
-the batch untouched; every caller is answered only after the batch's COMMIT returned, so a
-200 always means "on disk". Events are handed to `on_commit` after that, never before.
+A batch first runs optimistically: its use cases one after the other with no savepoint
+(on PostgreSQL that saves two round trips per use case), after one statement that reads
+and locks the charges they said they would change. Failures are rare, so when one use case
+fails, the whole batch is rolled back and run again with a savepoint around each use case:
+the one that failed leaves the others untouched. Every caller is answered only after the
+batch's COMMIT returned, so a 200 always means "on disk". Events are handed to `on_commit`
+after that, never before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,6 +34,7 @@ BATCH_ATTEMPTS = 3  # a deadlock between two processes' batches is retried, then
 class _Pending:
     job: Job[Any]
     future: asyncio.Future[Any]
+    charges: Collection[str]
     result: Any = None
     error: BaseException | None = None
     events: list[RecordedEvent] = field(default_factory=list)
@@ -50,6 +55,7 @@ class GroupCommitWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self.batches = 0
         self.committed = 0
+        self.reruns = 0  # batches run again with savepoints, after a use case failed
         self._closed = False
 
     async def start(self) -> None:
@@ -76,11 +82,16 @@ class GroupCommitWriter:
                 pending.future.set_exception(DatabaseUnavailable("the writer is closed"))
             self._queue.task_done()
 
-    async def run(self, job: Job[T]) -> T:
+    async def run(self, job: Job[T], *, charges: Collection[str] = ()) -> T:
+        """Runs `job` in the next batch; returns once that batch committed.
+
+        `charges`: the ids of the charges the job will read to change them; the batch
+        reads and locks those of all its jobs in one statement before running them.
+        """
         if self._closed:
             raise DatabaseUnavailable("the writer is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(job, future))
+        self._queue.put_nowait(_Pending(job, future, charges))
         # A caller that goes away cancels only its wait: the job stays queued and is
         # committed with its batch (answering a cancelled future is skipped below).
         return await future
@@ -140,8 +151,8 @@ class GroupCommitWriter:
         async with self.db.write_session() as session:
             await session.begin()
             try:
-                for pending in batch:
-                    await self._run_one(session, pending)
+                if not await self._run_optimistic(session, batch):
+                    await self._rerun_with_savepoints(session, batch)
                 await session.commit()
             except BaseException:
                 try:
@@ -149,6 +160,34 @@ class GroupCommitWriter:
                 except DatabaseUnavailable:
                     pass
                 raise
+
+    async def _run_optimistic(self, session: WriteSession, batch: list[_Pending]) -> bool:
+        """Runs the batch's use cases with no savepoint; False as soon as one fails, for
+        its writes so far can then only be undone with the whole transaction's."""
+        charge_ids = {charge_id for pending in batch for charge_id in pending.charges}
+        try:
+            locked = await Repository(session.conn).lock_charges(charge_ids)
+        except DatabaseUnavailable:
+            raise
+        except Exception:  # an id the database refuses: the rerun reads them one by one
+            return False
+        for pending in batch:
+            uow = UnitOfWork(Repository(session.conn, locked))
+            try:
+                pending.result = await pending.job(uow)
+            except DatabaseUnavailable:
+                raise
+            except Exception:
+                return False
+            pending.error, pending.events = None, uow.events
+        return True
+
+    async def _rerun_with_savepoints(self, session: WriteSession, batch: list[_Pending]) -> None:
+        self.reruns += 1
+        await session.rollback()
+        await session.begin()
+        for pending in batch:
+            await self._run_one(session, pending)
 
     async def _run_one(self, session: WriteSession, pending: _Pending) -> None:
         # A Conflict means another writer committed the same key first; one rerun sees it.

@@ -55,6 +55,15 @@ def _translate(exc: BaseException) -> Exception:
     return DatabaseUnavailable(f"PostgreSQL: {type(exc).__name__}")
 
 
+def _idle(conn: Any) -> bool:
+    """Open, and in no transaction. A pooled connection that was lost has gone back to the
+    pool on its own, and what we hold of it then refuses every call."""
+    try:
+        return not conn.is_closed() and not conn.is_in_transaction()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class PostgresConnection(Connection):
     dialect: Dialect = "postgresql"
 
@@ -125,6 +134,9 @@ class PostgresDatabase:
         self._pool_size = max(pool_size, writers + 2)
         self._pool: asyncpg.Pool | None = None
         self._connecting: asyncio.Future[asyncpg.Pool] | None = None
+        # Writer connections between batches, kept out of the pool: giving one back would
+        # cost a round trip (the pool's reset query) per batch.
+        self._idle_writers: list[Any] = []
 
     async def _ensure_pool(self) -> asyncpg.Pool:
         # Created lazily so that a server started while PostgreSQL is down comes up,
@@ -169,24 +181,33 @@ class PostgresDatabase:
         if self._connecting is not None:  # let an attempt in flight finish, then close it
             await asyncio.wait([self._connecting])
             self._connecting = None
+        while self._idle_writers:
+            await self._release(self._idle_writers.pop())
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
-    @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[Any]:
+    async def _acquire_connection(self) -> Any:
         pool = await self._ensure_pool()
         try:
-            conn = await pool.acquire()
+            return await pool.acquire()
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
             raise _translate(exc) from exc
+
+    async def _release(self, conn: Any) -> None:
+        assert self._pool is not None
+        try:
+            await self._pool.release(conn)
+        except (*_UNAVAILABLE, asyncpg.PostgresError):
+            conn.terminate()
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        conn = await self._acquire_connection()
         try:
             yield conn
         finally:
-            try:
-                await pool.release(conn)
-            except (*_UNAVAILABLE, asyncpg.PostgresError):
-                conn.terminate()
+            await self._release(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Connection]:
@@ -195,8 +216,24 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def write_session(self) -> AsyncIterator[PostgresWriteSession]:
-        async with self._acquire() as conn:
+        conn = await self._writer_connection()
+        reusable = False
+        try:
             yield PostgresWriteSession(conn)
+            reusable = _idle(conn)
+        finally:
+            if reusable:
+                self._idle_writers.append(conn)
+            else:  # lost, or interrupted: the pool resets or discards it
+                await self._release(conn)
+
+    async def _writer_connection(self) -> Any:
+        while self._idle_writers:
+            conn = self._idle_writers.pop()
+            if _idle(conn):
+                return conn
+            await self._release(conn)
+        return await self._acquire_connection()
 
     async def ping(self) -> bool:
         try:

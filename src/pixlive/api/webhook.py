@@ -148,7 +148,10 @@ async def confirm_delivery(
         return _error(422, "invalid_pix", _explain(exc))
 
     try:
-        outcomes = await runtime.writer.run(lambda uow: _confirm_all(uow, incoming))
+        outcomes = await runtime.writer.run(
+            lambda uow: _confirm_all(uow, incoming),
+            charges=[item.txid for item in incoming if item.txid],
+        )
     except InvalidData:
         return _error(422, "invalid_pix", "a value cannot be stored as given")
     except DatabaseUnavailable as exc:

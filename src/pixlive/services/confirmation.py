@@ -53,7 +53,7 @@ async def confirm_pix(uow: UnitOfWork, pix: IncomingPix, now: datetime) -> Outco
             )
     # The ledger's unique key is the arbiter of "once": a retried delivery stops here
     # and changes nothing else.
-    recorded = await uow.repo.add_received(
+    recorded = await uow.repo.record_pix(
         ReceivedPix(
             end_to_end_id=pix.end_to_end_id,
             txid=pix.txid,
@@ -63,12 +63,12 @@ async def confirm_pix(uow: UnitOfWork, pix: IncomingPix, now: datetime) -> Outco
             outcome=outcome.value,
             payment_id=charge.id if charge is not None else None,
             received_at=now,
-        )
+        ),
+        charge,
+        replaces=before if charge is not None and charge.status is not before else None,
+        events=events,
     )
-    if not recorded:
+    if recorded is None:
         return Outcome.DUPLICATE
-    if charge is not None and before is not None and charge.status is not before:
-        await uow.repo.save_status(charge, expected=before)
-    for event in events:
-        await uow.record(event)
+    uow.add_recorded(recorded)
     return outcome

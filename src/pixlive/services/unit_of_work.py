@@ -6,7 +6,7 @@ transaction; the events are published only once that transaction has committed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol, TypeVar
 
 from pixlive.adapters.repository import Repository
@@ -26,6 +26,10 @@ class UnitOfWork:
         self.events.append(recorded)
         return recorded
 
+    def add_recorded(self, events: list[RecordedEvent]) -> None:
+        """Events the repository wrote together with the change that caused them."""
+        self.events.extend(events)
+
 
 Job = Callable[[UnitOfWork], Awaitable[T]]
 
@@ -33,4 +37,7 @@ Job = Callable[[UnitOfWork], Awaitable[T]]
 class Writer(Protocol):
     """Runs a use case in a unit of work and returns once it is durably committed."""
 
-    async def run(self, job: Job[T]) -> T: ...
+    async def run(self, job: Job[T], *, charges: Collection[str] = ()) -> T:
+        """`charges`: the charges the job will read to change, which the writer may read
+        ahead, together with other jobs' (a hint: the job reads them all the same)."""
+        ...
