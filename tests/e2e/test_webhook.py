@@ -300,3 +300,15 @@ def test_sandbox_button_in_token_mode(token_server: Server) -> None:
     answer = token_server.http.post(f"{token_server.url}/sandbox/payments/{charge['id']}/simulate")
     assert answer.status_code == 303, answer.text
     assert token_server.charge(charge["id"])["status"] == "PAID"
+
+
+def test_webhook_answers_carry_the_security_headers(shared_server: Server) -> None:
+    """The webhook is answered before the middleware (its fast path): it adds them itself."""
+    charge = shared_server.create_charge()
+    paid = shared_server.pay(charge["id"])
+    refused = shared_server.webhook(b"{}", headers={"Content-Type": "application/json"})
+    for answer in (paid, refused):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert paid.status_code == 200 and refused.status_code == 401

@@ -131,6 +131,24 @@ async def test_burst_of_a_thousand_arrives_complete_and_in_order(make_bus: BusFa
     assert recorder.messages == sent
 
 
+async def test_publish_many_arrives_complete_and_in_order(
+    kind: str, make_bus: BusFactory
+) -> None:
+    bus = make_bus()
+    recorder = await started(bus)
+    first = [f'{{"id": {i}}}'.encode() for i in range(300)]
+    second = [f'{{"id": {i}}}'.encode() for i in range(300, 310)]
+    await bus.publish_many(first)
+    await bus.publish(b"single")
+    await bus.publish_many(second)
+    await bus.publish_many([])
+    expected = [*first, b"single", *second]
+    await eventually(lambda: len(recorder.messages) >= len(expected))
+    assert recorder.messages == expected
+    # Only a broker reaches other processes; the hub skips publishing when none does.
+    assert bus.reaches_others is (kind != "memory")
+
+
 async def test_ping_is_true_when_the_broker_is_up(make_bus: BusFactory) -> None:
     bus = make_bus()
     await started(bus)

@@ -4,6 +4,7 @@ up from the database after a bus outage."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pixlive.adapters.bus.memory import MemoryBus
@@ -42,7 +43,6 @@ async def test_routes_to_the_charge_subscribers_only_and_once() -> None:
     other = hub.subscribe("p2", "sse")
     merchant = hub.subscribe(None, "merchant_sse")
     hub.publish_committed([event(1), event(2, "p2")])
-    await asyncio.sleep(0)  # the bus echo of the memory bus
     assert [d.id for d in mine.take()] == [1]
     assert [d.id for d in other.take()] == [2]
     assert sorted(d.id for d in merchant.take()) == [1, 2]
@@ -127,3 +127,51 @@ async def test_unsubscribe_forgets_the_charge() -> None:
     hub.unsubscribe(sub)  # twice is harmless
     assert hub.count("p1") == 0
     await hub.close()
+
+
+class BrokerBus(MemoryBus):
+    """A bus that reaches other processes: records what the hub publishes, and when."""
+
+    reaches_others = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.round_trips: list[list[bytes]] = []
+        self.gate = asyncio.Event()
+
+    async def publish_many(self, messages: Sequence[bytes]) -> None:
+        self.round_trips.append(list(messages))
+        await self.gate.wait()  # the broker's round trip
+
+
+async def test_one_process_publishes_nothing_to_itself() -> None:
+    bus = MemoryBus()
+    seen: list[bytes] = []
+    original = bus.publish_many
+
+    async def spy(messages: Sequence[bytes]) -> None:
+        seen.extend(messages)
+        await original(messages)
+
+    bus.publish_many = spy  # type: ignore[method-assign]
+    hub = Hub(bus, Store().load)
+    await hub.start()
+    mine = hub.subscribe("p1", "websocket")
+    hub.publish_committed([event(1)])
+    await asyncio.sleep(0.01)
+    assert [d.id for d in mine.take()] == [1] and seen == []
+    await hub.close()
+
+
+async def test_what_commits_during_a_round_trip_goes_in_the_next_in_commit_order() -> None:
+    bus = BrokerBus()
+    hub = Hub(bus, Store().load)
+    await hub.start()
+    hub.publish_committed([event(1)])
+    await asyncio.sleep(0)  # the sender is out with event 1
+    hub.publish_committed([event(2), event(3, "p2")])
+    hub.publish_committed([event(4)])
+    bus.gate.set()
+    await hub.close()
+    ids = [[parse_bus_message(m).id for m in trip] for trip in bus.round_trips]
+    assert ids == [[1], [2, 3, 4]]

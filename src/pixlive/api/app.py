@@ -13,10 +13,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from pixlive import __version__
 from pixlive.api import charges, errors, links, ops, sandbox, streams, webhook
+from pixlive.api.headers import SecurityHeaders
 from pixlive.api.limits import BodyLimit
 from pixlive.api.models import ErrorOut
 from pixlive.api.pages import WEB
@@ -24,40 +25,6 @@ from pixlive.runtime import Runtime
 from pixlive.settings import Settings
 
 log = logging.getLogger("pixlive")
-
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
-_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    # The charge id in the URL is what lets one read it: never leak it to another site.
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-]
-
-
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # Swagger UI needs inline script and a CDN; it is the only page left without CSP.
-        with_csp = not scope["path"].startswith("/docs")
-
-        async def add_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.extend(_HEADERS)
-                if with_csp:
-                    headers.append((b"content-security-policy", CSP.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, add_headers)
 
 
 def _end_streams_on_signal(runtime: Runtime) -> Callable[[], None]:
@@ -88,6 +55,20 @@ def _end_streams_on_signal(runtime: Runtime) -> Callable[[], None]:
     return restore
 
 
+class App(FastAPI):
+    """FastAPI, with the PSP's webhook answered before any middleware or routing: under
+    load those layers cost more than the confirmation itself (docs/performance-log.md).
+    The fast path applies the body limit and security headers itself."""
+
+    max_body_bytes = 1 << 20
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if webhook.is_delivery(scope):
+            await webhook.fast_path(self.state.runtime, self.max_body_bytes, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check()
@@ -106,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             restore()
             await runtime.close()
 
-    app = FastAPI(
+    app = App(
         title="pixlive",
         version=__version__,
         description="Self-hosted Pix checkout with live payment confirmation.",
@@ -126,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.sandbox:
         app.include_router(sandbox.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
-    app.add_middleware(webhook.WebhookFastPath, state=app.state)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.max_body_bytes = settings.max_body_bytes
     return app

@@ -17,12 +17,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.datastructures import State
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from pixlive import metrics
 from pixlive.adapters.errors import DatabaseUnavailable, InvalidData
+from pixlive.api import headers
 from pixlive.api.dependencies import RuntimeDep
+from pixlive.api.limits import BodyTooLarge
 from pixlive.api.models import ErrorOut, PixIn, WebhookIn, WebhookOut
 from pixlive.domain.money import parse_amount
 from pixlive.runtime import Runtime, utcnow
@@ -189,57 +190,83 @@ async def receive(
 
 PATHS = frozenset({"/payments/pix/confirmation", "/payments/pix/confirmation/pix"})
 _SIGNATURE = HEADER.lower().encode()
+_JSON_HEADERS = [(b"content-type", b"application/json"), *headers.WITH_CSP]
 
 
-class WebhookFastPath:
-    """The PSP's webhook straight from ASGI, past the framework's routing, dependency
-    solving and per-request wrappers, which cost more than the confirmation itself under
-    load (docs/benchmarks.md, "Where the webhook's time goes"). Same function, same
-    answers as the route; the body limit and security headers still wrap it."""
+def is_delivery(scope: Scope) -> bool:
+    return scope["type"] == "http" and scope["path"] in PATHS and scope["method"] == "POST"
 
-    def __init__(self, app: ASGIApp, state: State) -> None:
-        self.app = app
-        self.state = state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PATHS:
-            await self.app(scope, receive, send)
-            return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        signature = None
-        for name, value in scope["headers"]:
-            if name == _SIGNATURE:
-                signature = value.decode("latin-1")
-                break
-        token = None
-        if scope["query_string"]:
-            values = parse_qs(scope["query_string"].decode("latin-1")).get("hmac")
-            token = values[0] if values else None
-        if token is not None and len(token) > 200:
-            status, payload, headers = _error(422, "invalid_request", "hmac: too long")
-        else:
-            status, payload, headers = await confirm_delivery(
-                self.state.runtime, b"".join(chunks), signature, token
-            )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    *headers,
-                ],
-            }
+async def fast_path(
+    runtime: Runtime, max_bytes: int, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """The PSP's webhook straight from ASGI, before the framework's middleware, routing,
+    dependency solving and per-request wrappers, which cost more than the confirmation
+    itself under load (docs/performance-log.md). Same function, same answers as the route
+    (which stays, for the OpenAPI description); the body limit and the security headers
+    are applied here."""
+    try:
+        body = await _body(scope, receive, max_bytes)
+        if body is None:
+            return  # the client left
+        status, payload, extra = await _answer(runtime, scope, body)
+    except BodyTooLarge:
+        status, payload, _ = _error(
+            413, "payload_too_large", f"bodies are limited to {max_bytes} bytes"
         )
-        await send({"type": "http.response.body", "body": payload})
+        extra = [(b"connection", b"close")]
+    except Exception:  # a bug: the PSP gets the error shape and retries
+        log.exception("webhook failed")
+        status, payload, extra = _error(500, "internal_error", "an unexpected error occurred")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *_JSON_HEADERS,
+                (b"content-length", str(len(payload)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+async def _body(scope: Scope, receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole body, read no further than max_bytes (a lying Content-Length included)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
+            raise BodyTooLarge
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(
+    runtime: Runtime, scope: Scope, body: bytes
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    signature = None
+    for name, value in scope["headers"]:
+        if name == _SIGNATURE:
+            signature = value.decode("latin-1")
+            break
+    token = None
+    if scope["query_string"]:
+        values = parse_qs(scope["query_string"].decode("latin-1")).get("hmac")
+        token = values[0] if values else None
+    if token is not None and len(token) > 200:
+        return _error(422, "invalid_request", "hmac: too long")
+    return await confirm_delivery(runtime, body, signature, token)
 
 
 def _explain(exc: Exception) -> str:

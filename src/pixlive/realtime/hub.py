@@ -124,7 +124,8 @@ class Hub:
         self.load_events = load_events
         self._by_payment: dict[str, set[Subscriber]] = {}
         self._merchant: set[Subscriber] = set()
-        self._publishing: set[asyncio.Task[None]] = set()
+        self._outbox: list[Delivery] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.bus.start(self._on_message, self._catch_up)
@@ -135,8 +136,8 @@ class Hub:
                 subscriber.close(reason)
 
     async def close(self) -> None:
-        if self._publishing:
-            await asyncio.gather(*self._publishing, return_exceptions=True)
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
         self.close_subscribers()
         await self.bus.close()
 
@@ -176,18 +177,26 @@ class Hub:
         for item in items:
             self._route(item)
         metrics.events_published.inc(len(items))
-        task = asyncio.get_running_loop().create_task(self._publish(items))
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        if not self.bus.reaches_others:
+            return  # one process: the bus would only echo back what was just delivered
+        self._outbox.extend(items)
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
 
-    async def _publish(self, items: list[Delivery]) -> None:
-        for item in items:
-            try:
-                await self.bus.publish(bus_message(item))
-            except BusUnavailable as exc:
-                # The events are committed; other processes catch up when their bus returns.
-                log.warning("bus publish failed: %s", exc)
-                return
+    async def _send(self) -> None:
+        """One sender, so the bus gets the events in commit order; what commits while a
+        round trip is out goes in the next one, together."""
+        try:
+            while self._outbox:
+                items, self._outbox = self._outbox, []
+                try:
+                    await self.bus.publish_many([bus_message(item) for item in items])
+                except BusUnavailable as exc:
+                    # The events are committed; other processes catch up when their bus
+                    # returns.
+                    log.warning("bus publish failed: %s", exc)
+        finally:
+            self._sender = None
 
     def _on_message(self, message: bytes) -> None:
         try:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 __all__ = [
@@ -66,8 +66,17 @@ class Bus(Protocol):
         """
         ...
 
+    @property
+    def reaches_others(self) -> bool:
+        """Whether other processes listen: if not, publishing would only echo to oneself."""
+        ...
+
     async def publish(self, message: bytes) -> None:
         """Best effort; raises `BusUnavailable` when the broker fails (or the bus is closed)."""
+        ...
+
+    async def publish_many(self, messages: Sequence[bytes]) -> None:
+        """`publish` for each message, in order, in one round trip to the broker."""
         ...
 
     async def ping(self) -> bool:
@@ -109,6 +118,8 @@ class SupervisedBus(ABC):
     and the publishing side; this class owns the task, the backoff, the `reconnects`
     count, `on_reconnect` and the holding of messages while it runs.
     """
+
+    reaches_others = True
 
     def __init__(self) -> None:
         self.reconnects = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from pixlive.adapters.bus.base import BusUnavailable, OnMessage, OnReconnect
 
@@ -25,6 +26,7 @@ class MemoryBus:
     """
 
     reconnects: int
+    reaches_others = False
 
     def __init__(self) -> None:
         self.reconnects = 0  # there is no connection to lose
@@ -50,6 +52,10 @@ class MemoryBus:
             on_message(message)
         except Exception:
             log.exception("bus subscriber failed on a message")
+
+    async def publish_many(self, messages: Sequence[bytes]) -> None:
+        for message in messages:
+            await self.publish(message)
 
     async def ping(self) -> bool:
         return not self._closed

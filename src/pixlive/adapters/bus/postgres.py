@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,13 @@ def asyncpg_dsn(url: str) -> str:
     if sep and scheme.lower().startswith("postgresql+"):
         return "postgresql://" + rest
     return url
+
+
+# One statement for a batch's messages; notifications go out in the order they are made.
+_NOTIFY_ALL = (
+    "SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS m(payload, n) "
+    "ORDER BY n"
+)
 
 
 class PostgresBus(SupervisedBus):
@@ -69,13 +77,18 @@ class PostgresBus(SupervisedBus):
         self._publish_lock = asyncio.Lock()
 
     async def publish(self, message: bytes) -> None:
-        if len(message) > MAX_PAYLOAD:
-            raise ValueError(
-                f"NOTIFY payload is {len(message)} bytes; PostgreSQL takes at most {MAX_PAYLOAD}"
-            )
+        await self.publish_many([message])
+
+    async def publish_many(self, messages: Sequence[bytes]) -> None:
+        for message in messages:
+            if len(message) > MAX_PAYLOAD:
+                raise ValueError(
+                    f"NOTIFY payload is {len(message)} bytes; "
+                    f"PostgreSQL takes at most {MAX_PAYLOAD}"
+                )
         if self._closed:
             raise BusUnavailable("bus is closed")
-        payload = message.decode()  # pg_notify takes text: the payload must be UTF-8
+        payloads = [message.decode() for message in messages]  # pg_notify takes UTF-8 text
         async with self._publish_lock:
             # A kept connection may have died while idle: retry once on a fresh one
             # before telling the caller the broker is gone.
@@ -83,9 +96,7 @@ class PostgresBus(SupervisedBus):
                 reused = self._publisher is not None
                 try:
                     conn = await self._publishing_connection()
-                    await conn.execute(
-                        "SELECT pg_notify($1, $2)", self.channel, payload, timeout=self._timeout
-                    )
+                    await conn.execute(_NOTIFY_ALL, self.channel, payloads, timeout=self._timeout)
                     return
                 except _ERRORS as exc:
                     self._drop_publisher_if_broken(exc)

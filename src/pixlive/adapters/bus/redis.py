@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -87,6 +88,17 @@ class RedisBus(SupervisedBus):
             raise BusUnavailable("bus is closed")
         try:
             await self._publisher.publish(self.channel, message)
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(f"redis publish failed: {exc}") from exc
+
+    async def publish_many(self, messages: Sequence[bytes]) -> None:
+        if self._closed:
+            raise BusUnavailable("bus is closed")
+        try:
+            async with self._publisher.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(self.channel, message)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis publish failed: {exc}") from exc
 
