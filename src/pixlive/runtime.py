@@ -42,6 +42,7 @@ class Runtime:
         self.streams = StreamSlots(settings.max_streams_per_client, settings.max_streams_total)
         self.create_rate = RateLimit(settings.create_rate_per_second, settings.create_burst)
         self.keepalive = Keepalive(settings.ws_ping_seconds)
+        self.sse_keepalive = Keepalive(settings.sse_keepalive_seconds)
         self._sweeper: asyncio.Task[None] | None = None
         self.stopping = asyncio.Event()
 
@@ -54,6 +55,7 @@ class Runtime:
     async def close(self) -> None:
         self.stopping.set()
         self.keepalive.stop()
+        self.sse_keepalive.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -16,11 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from pixlive import __version__
-from pixlive.api import charges, errors, links, ops, sandbox, streams, webhook
+from pixlive.api import charges, errors, links, ops, sandbox, sse, streams, webhook
 from pixlive.api.headers import SecurityHeaders
 from pixlive.api.limits import BodyLimit
 from pixlive.api.models import ErrorOut
 from pixlive.api.pages import WEB
+from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import Runtime
 from pixlive.settings import Settings
 
@@ -56,15 +57,23 @@ def _end_streams_on_signal(runtime: Runtime) -> Callable[[], None]:
 
 
 class App(FastAPI):
-    """FastAPI, with the PSP's webhook answered before any middleware or routing: under
-    load those layers cost more than the confirmation itself (docs/performance-log.md).
-    The fast path applies the body limit and security headers itself."""
+    """FastAPI, with the two hot paths answered before any middleware or routing: the
+    PSP's webhook (under load those layers cost more than the confirmation itself) and a
+    charge's SSE stream (through them, an idle stream held two tasks and their frames);
+    see docs/performance-log.md. Both apply the security headers themselves."""
 
     max_body_bytes = 1 << 20
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if webhook.is_delivery(scope):
             await webhook.fast_path(self.state.runtime, self.max_body_bytes, scope, receive, send)
+            return
+        payment_id = sse.charge_stream(scope)
+        if (
+            payment_id is not None
+            and is_charge_id(payment_id)
+            and await sse.serve(self.state.runtime, payment_id, scope, receive, send)
+        ):
             return
         await super().__call__(scope, receive, send)
 

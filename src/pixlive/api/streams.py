@@ -216,7 +216,7 @@ async def websocket_stream(
 # Server-Sent Events ------------------------------------------------------------------------
 
 
-def _sse_after(last_event_id: str | None, after: int | None) -> int | None:
+def sse_after(last_event_id: str | None, after: int | None) -> int | None:
     if last_event_id is not None and last_event_id.strip().isdigit():
         return int(last_event_id.strip())
     return after
@@ -287,7 +287,7 @@ async def sse_stream(
     opened = await open_stream(
         runtime,
         payment_id,
-        _sse_after(last_event_id, after),
+        sse_after(last_event_id, after),
         "sse",
         client_address(request.client),
     )
@@ -376,7 +376,7 @@ async def merchant_stream(
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    start = _sse_after(last_event_id, after)
+    start = sse_after(last_event_id, after)
     slot = Slot.take(runtime, client_address(request.client), None, "merchant_sse")
     subscriber = slot.subscriber
     try:
