@@ -539,3 +539,27 @@ async def test_a_server_started_while_postgresql_was_down_recovers_on_its_own(
         await asyncio.wait_for(db.close(), WAIT)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_sqlite_write_waits_for_another_process_holding_the_lock(sqlite_url: str) -> None:
+    """BEGIN is taken on the loop when the lock is free; when another connection (another
+    process: `pixlive apikey create`, a migration) holds it, the batch waits for it in the
+    writer's thread, and the loop goes on meanwhile."""
+    other = sqlite3.connect(sqlite_path(sqlite_url), isolation_level=None)
+    stack = await start_stack(sqlite_url)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.ensure_future(stack.new_charge())
+        ticks = 0
+        for _ in range(20):  # the loop is free while the batch waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not write.done()
+        other.execute("COMMIT")
+        charge = await asyncio.wait_for(write, WAIT)
+        assert await stack.count("charges", "id = $1", charge.id) == 1
+        # And with the lock free again, the next batch takes it at once.
+        assert (await stack.new_charge()).id != charge.id
+    finally:
+        other.close()
+        await stop_stack(stack)

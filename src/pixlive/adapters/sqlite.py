@@ -103,7 +103,17 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
             raise _translate(exc) from exc
 
     async def begin(self) -> None:
-        await self._in_thread("BEGIN IMMEDIATE")
+        # Without another process on the file the lock is free and BEGIN takes
+        # microseconds: take it here, not waiting; only if it is held, wait in the thread.
+        raw = self._raw
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            raw.execute("PRAGMA busy_timeout=10000")
+            await self._in_thread("BEGIN IMMEDIATE")
+        else:
+            raw.execute("PRAGMA busy_timeout=10000")
 
     async def commit(self) -> None:
         await self._in_thread("COMMIT")
