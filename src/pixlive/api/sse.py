@@ -15,12 +15,11 @@ import asyncio
 import re
 from urllib.parse import parse_qsl
 
-import orjson
 from starlette.types import Receive, Scope, Send
 
 from pixlive import metrics
 from pixlive.api import headers
-from pixlive.api.streams import SSE_HEADERS, Opened, client_address, open_stream, sse_after
+from pixlive.api.streams import SSE_HEADERS, client_address, open_stream, sse_after, sse_opening
 from pixlive.realtime.hub import Subscriber
 from pixlive.runtime import Runtime
 
@@ -72,7 +71,7 @@ async def serve(
         return False  # the route opens it again and answers the error in its shape
     stream = _Stream(runtime, opened.subscriber, send, opened.last_event_id)
     try:
-        first, final = _opening(opened)
+        first, final = sse_opening(opened)
         await send({"type": "http.response.start", "status": 200, "headers": _START_HEADERS})
         await send({"type": "http.response.body", "body": first, "more_body": not final})
         if final:
@@ -88,20 +87,6 @@ async def serve(
         await stream.stop()
         opened.slot.close()
     return True
-
-
-def _opening(opened: Opened) -> tuple[bytes, bool]:
-    """The snapshot and the backlog, in one chunk; whether the stream ends there."""
-    snapshot = orjson.dumps(opened.snapshot).decode()
-    # The snapshot's id is where the backlog starts, so that a connection lost in the
-    # middle of the backlog resumes from the last event really received.
-    resume_from = opened.backlog[0].id - 1 if opened.backlog else opened.last_event_id
-    # retry: how long the browser waits before it reconnects by itself
-    parts = [f"retry: 1000\nid: {resume_from}\nevent: snapshot\ndata: {snapshot}\n\n".encode()]
-    parts.extend(item.sse for item in opened.backlog)
-    _DELIVERED.inc(len(opened.backlog))
-    final = opened.final or any(item.final for item in opened.backlog)
-    return b"".join(parts), final
 
 
 class _Stream:

@@ -246,22 +246,28 @@ async def _live_sse(
             return
 
 
+def sse_opening(opened: Opened) -> tuple[bytes, bool]:
+    """The snapshot and the backlog as SSE, in one chunk; whether the stream ends there."""
+    snapshot = orjson.dumps(opened.snapshot).decode()
+    # The snapshot's id is where the backlog starts, so that a connection lost in the
+    # middle of the backlog resumes from the last event really received.
+    resume_from = opened.backlog[0].id - 1 if opened.backlog else opened.last_event_id
+    # retry: how long the browser waits before it reconnects by itself
+    parts = [f"retry: 1000\nid: {resume_from}\nevent: snapshot\ndata: {snapshot}\n\n".encode()]
+    parts.extend(item.sse for item in opened.backlog)
+    metrics.events_delivered.labels("sse").inc(len(opened.backlog))
+    final = opened.final or any(item.final for item in opened.backlog)
+    return b"".join(parts), final
+
+
 async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> AsyncIterator[bytes]:
-    subscriber = opened.subscriber
     keepalive = runtime.settings.sse_keepalive_seconds
     try:
-        # retry: how long the browser waits before it reconnects by itself
-        snapshot = orjson.dumps(opened.snapshot).decode()
-        # The snapshot's id is where the backlog starts, so that a connection lost in the
-        # middle of the backlog resumes from the last event really received.
-        resume_from = opened.backlog[0].id - 1 if opened.backlog else opened.last_event_id
-        yield (f"retry: 1000\nid: {resume_from}\nevent: snapshot\ndata: {snapshot}\n\n").encode()
-        for item in opened.backlog:
-            yield item.sse
-        metrics.events_delivered.labels("sse").inc(len(opened.backlog))
-        if opened.final or any(item.final for item in opened.backlog):
+        first, final = sse_opening(opened)
+        yield first
+        if final:
             return
-        async for frame in _live_sse(subscriber, keepalive, "sse", opened.last_event_id):
+        async for frame in _live_sse(opened.subscriber, keepalive, "sse", opened.last_event_id):
             yield frame
     finally:
         opened.slot.close()

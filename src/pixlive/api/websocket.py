@@ -29,6 +29,7 @@ from uvicorn.server import ServerState
 
 from pixlive import metrics
 from pixlive.adapters.errors import DatabaseUnavailable
+from pixlive.api import headers
 from pixlive.api.streams import CLOSE_CODES, Opened, open_stream
 from pixlive.domain.errors import ChargeNotFound
 from pixlive.domain.ids import is_charge_id
@@ -43,8 +44,7 @@ PATH = re.compile(r"/payments/pix/([^/]*)/ws")
 CLOSE_TIMEOUT = 5.0  # seconds to wait for the client's close frame after ours
 _DELIVERED = metrics.events_delivered.labels("websocket")
 _PING = frames.frame(Opcode.PING, b"")
-_SECURITY_HEADERS = (
-    b"x-content-type-options: nosniff\r\nreferrer-policy: no-referrer\r\n"
+_SECURITY_HEADERS = b"".join(b"%s: %s\r\n" % pair for pair in headers.BASE) + (
     b"cache-control: no-store\r\n"
 )
 _REASONS = {400: b"Bad Request", 404: b"Not Found", 422: b"Unprocessable Content",
