@@ -69,7 +69,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        # Charge streams are served by the connection itself (api/websocket.py).
+        # The webhook and charge streams are served by the connection itself
+        # (api/http.py, api/websocket.py).
+        http="pixlive.api.http:HttpProtocol",
         ws="pixlive.api.websocket:WebSocketProtocol",
         ws_per_message_deflate=False,
         proxy_headers=True,

@@ -88,13 +88,18 @@ class GroupCommitWriter:
         `charges`: the ids of the charges the job will read to change them; the batch
         reads and locks those of all its jobs in one statement before running them.
         """
+        # A caller that goes away cancels only its wait: the job stays queued and is
+        # committed with its batch (answering a cancelled future is skipped below).
+        return await self.submit(job, charges=charges)
+
+    def submit(self, job: Job[T], *, charges: Collection[str] = ()) -> asyncio.Future[T]:
+        """`run` for callers with no coroutine of their own (the webhook's HTTP protocol):
+        the future is answered once the job's batch committed, or with its error."""
         if self._closed:
             raise DatabaseUnavailable("the writer is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future, charges))
-        # A caller that goes away cancels only its wait: the job stays queued and is
-        # committed with its batch (answering a cancelled future is skipped below).
-        return await future
+        return future
 
     async def _loop(self) -> None:
         while True:

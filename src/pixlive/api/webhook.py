@@ -7,6 +7,7 @@ writer, so the 200 goes out after its Pix are on disk.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -113,15 +114,19 @@ async def _confirm_all(uow: UnitOfWork, items: list[IncomingPix]) -> list[Outcom
     return [await confirm_pix(uow, item, now) for item in items]
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
+
+
+def error(status: int, code: str, message: str) -> Answer:
     return status, orjson.dumps({"error": {"code": code, "message": message}}), []
 
 
-async def confirm_delivery(
+def check_delivery(
     runtime: Runtime, body: bytes, signature: str | None, token: str | None
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """The whole webhook, from the raw body to the answer (status, JSON, extra headers);
-    shared by the route (for the OpenAPI description) and the fast path below."""
+) -> Answer | list[IncomingPix]:
+    """The delivery's Pix, once it is authenticated and well formed; else the refusal.
+    Synchronous, like `answer_outcomes` and `answer_failure`: the webhook's own HTTP
+    protocol (api/http.py) runs them with no coroutine of its own."""
     settings = runtime.settings
     try:
         if settings.webhook_auth == "token":
@@ -132,38 +137,48 @@ async def confirm_delivery(
             )
     except SignatureError as exc:
         metrics.webhook_rejected.labels("auth").inc()
-        return _error(401, "invalid_signature", str(exc))
+        return error(401, "invalid_signature", str(exc))
 
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         metrics.webhook_rejected.labels("malformed").inc()
-        return _error(400, "invalid_json", "the body is not valid JSON")
+        return error(400, "invalid_json", "the body is not valid JSON")
     try:
         parsed = WebhookIn.model_validate(document)
         raw_items = document["pix"] if isinstance(document["pix"], list) else [document["pix"]]
         items = parsed.pix if isinstance(parsed.pix, list) else [parsed.pix]
-        incoming = [_incoming(item, raw) for item, raw in zip(items, raw_items, strict=True)]
+        return [_incoming(item, raw) for item, raw in zip(items, raw_items, strict=True)]
     except (ValidationError, ValueError, TypeError) as exc:
         metrics.webhook_rejected.labels("malformed").inc()
-        return _error(422, "invalid_pix", _explain(exc))
+        return error(422, "invalid_pix", _explain(exc))
 
-    try:
-        outcomes = await runtime.writer.run(
-            lambda uow: _confirm_all(uow, incoming),
-            charges=[item.txid for item in incoming if item.txid],
-        )
-    except InvalidData:
-        return _error(422, "invalid_pix", "a value cannot be stored as given")
-    except DatabaseUnavailable as exc:
+
+def submit_delivery(runtime: Runtime, incoming: list[IncomingPix]) -> asyncio.Future[list[Outcome]]:
+    """Queues the delivery's use case for the next group commit."""
+    return runtime.writer.submit(
+        lambda uow: _confirm_all(uow, incoming),
+        charges=[item.txid for item in incoming if item.txid],
+    )
+
+
+def answer_failure(exc: BaseException) -> Answer | None:
+    """The answer for what the writer may raise; None for anything else (a bug)."""
+    if isinstance(exc, InvalidData):
+        return error(422, "invalid_pix", "a value cannot be stored as given")
+    if isinstance(exc, DatabaseUnavailable):
         log.warning("webhook: database unavailable: %s", exc)
-        status, payload, _ = _error(
+        status, payload, _ = error(
             503, "database_unavailable", "the database is unreachable; retry later"
         )
         return status, payload, [(b"retry-after", b"5")]
+    return None
+
+
+def answer_outcomes(incoming: list[IncomingPix], outcomes: list[Outcome]) -> Answer:
     results = []
     for item, outcome in zip(incoming, outcomes, strict=True):
-        metrics.webhook_pix.labels(outcome.value).inc()
+        _COUNTED[outcome].inc()
         results.append(
             {
                 "endToEndId": item.end_to_end_id,
@@ -172,6 +187,26 @@ async def confirm_delivery(
             }
         )
     return 200, orjson.dumps({"results": results}), []
+
+
+_COUNTED = {outcome: metrics.webhook_pix.labels(outcome.value) for outcome in Outcome}
+
+
+async def confirm_delivery(
+    runtime: Runtime, body: bytes, signature: str | None, token: str | None
+) -> Answer:
+    """The whole webhook, from the raw body to the answer (status, JSON, extra headers);
+    shared by the route (for the OpenAPI description) and the ASGI fast path below."""
+    checked = check_delivery(runtime, body, signature, token)
+    if isinstance(checked, tuple):
+        return checked
+    try:
+        outcomes = await submit_delivery(runtime, checked)
+    except (InvalidData, DatabaseUnavailable) as exc:
+        answer = answer_failure(exc)
+        assert answer is not None
+        return answer
+    return answer_outcomes(checked, outcomes)
 
 
 async def receive(
@@ -190,7 +225,7 @@ async def receive(
 
 PATHS = frozenset({"/payments/pix/confirmation", "/payments/pix/confirmation/pix"})
 _SIGNATURE = HEADER.lower().encode()
-_JSON_HEADERS = [(b"content-type", b"application/json"), *headers.WITH_CSP]
+JSON_HEADERS = [(b"content-type", b"application/json"), *headers.WITH_CSP]
 
 
 def is_delivery(scope: Scope) -> bool:
@@ -211,19 +246,19 @@ async def fast_path(
             return  # the client left
         status, payload, extra = await _answer(runtime, scope, body)
     except BodyTooLarge:
-        status, payload, _ = _error(
+        status, payload, _ = error(
             413, "payload_too_large", f"bodies are limited to {max_bytes} bytes"
         )
         extra = [(b"connection", b"close")]
     except Exception:  # a bug: the PSP gets the error shape and retries
         log.exception("webhook failed")
-        status, payload, extra = _error(500, "internal_error", "an unexpected error occurred")
+        status, payload, extra = error(500, "internal_error", "an unexpected error occurred")
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                *_JSON_HEADERS,
+                *JSON_HEADERS,
                 (b"content-length", str(len(payload)).encode()),
                 *extra,
             ],
@@ -252,20 +287,29 @@ async def _body(scope: Scope, receive: Receive, max_bytes: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _answer(
-    runtime: Runtime, scope: Scope, body: bytes
-) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def credentials(
+    request_headers: list[tuple[bytes, bytes]], query_string: bytes
+) -> tuple[str | None, str | None] | Answer:
+    """The signature header and the `?hmac=` token, as the route reads them."""
     signature = None
-    for name, value in scope["headers"]:
+    for name, value in request_headers:
         if name == _SIGNATURE:
             signature = value.decode("latin-1")
             break
     token = None
-    if scope["query_string"]:
-        values = parse_qs(scope["query_string"].decode("latin-1")).get("hmac")
+    if query_string:
+        values = parse_qs(query_string.decode("latin-1")).get("hmac")
         token = values[0] if values else None
     if token is not None and len(token) > 200:
-        return _error(422, "invalid_request", "hmac: too long")
+        return error(422, "invalid_request", "hmac: too long")
+    return signature, token
+
+
+async def _answer(runtime: Runtime, scope: Scope, body: bytes) -> Answer:
+    found = credentials(scope["headers"], scope["query_string"])
+    if len(found) == 3:
+        return found
+    signature, token = found
     return await confirm_delivery(runtime, body, signature, token)
 
 

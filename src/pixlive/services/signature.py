@@ -6,14 +6,14 @@ changed without the secret, and a capture replayed after the tolerance is refuse
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 HEADER = "Pixlive-Signature"
 
 
 def mac(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    # hmac.digest is OpenSSL's one-shot HMAC: a fraction of hmac.new()'s Python-level cost
+    return hmac.digest(secret.encode(), b"%d.%s" % (timestamp, body), "sha256").hex()
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
