@@ -7,10 +7,12 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
+
 from pixlive.adapters.bus.memory import MemoryBus
 from pixlive.domain.events import RecordedEvent
 from pixlive.realtime.hub import QUEUE_LIMIT, Closed, Hub
-from pixlive.realtime.wire import bus_message, delivery, parse_bus_message
+from pixlive.realtime.wire import Delivery, bus_message, delivery, parse_bus_message
 
 NOW = datetime(2026, 11, 28, 1, 2, 3, 456000, tzinfo=UTC)
 
@@ -175,3 +177,25 @@ async def test_what_commits_during_a_round_trip_goes_in_the_next_in_commit_order
     await hub.close()
     ids = [[parse_bus_message(m).id for m in trip] for trip in bus.round_trips]
     assert ids == [[1], [2, 3, 4]]
+
+
+async def test_one_process_serialises_only_what_someone_here_listens_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pixlive.realtime.hub as hub_module
+
+    serialised: list[int] = []
+
+    def counting(recorded: RecordedEvent) -> Delivery:
+        serialised.append(recorded.id)
+        return delivery(recorded)
+
+    monkeypatch.setattr(hub_module, "delivery", counting)
+    hub, _ = await started_hub()
+    mine = hub.subscribe("p1", "websocket")
+    hub.publish_committed([event(1), event(2, "p2")])  # nobody listens to p2
+    assert [d.id for d in mine.take()] == [1] and serialised == [1]
+    merchant = hub.subscribe(None, "merchant_sse")  # the merchant hears every charge
+    hub.publish_committed([event(3, "p3")])
+    assert [d.id for d in merchant.take()] == [3] and serialised == [1, 3]
+    await hub.close()
