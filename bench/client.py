@@ -242,11 +242,13 @@ class Client:
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
         start = time.perf_counter()
+        cpu = time.process_time()
         stop_at = perf() + int((duration or 0) * 1e9)
         await asyncio.gather(
             *(worker(c, b) for c, b in zip(self.conns, self.prepared, strict=True))
         )
         end = time.perf_counter()
+        cpu = time.process_time() - cpu
         for conn in self.conns:
             conn.close()
         self.prepared, self.conns = [], []
@@ -257,6 +259,7 @@ class Client:
             "statuses": statuses,
             "outcomes": outcomes,
             "unused": unused,
+            "cpu_seconds": cpu,
         }
 
     # delivery cost --------------------------------------------------------------------------

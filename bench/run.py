@@ -560,6 +560,10 @@ async def throughput_run(
             outcomes=outcomes,
             not_paid=done - outcomes.get("paid", 0),
             cpu_ms_per_confirmation=(cpu1 - cpu0) * 1000 / done if done else float("nan"),
+            # the load generator's own CPU, on the same cores as the server's
+            client_cpu_ms_per_request=(
+                sum(a["cpu_seconds"] for a in answers) * 1000 / done if done else float("nan")
+            ),
         )
         return stats
 
@@ -580,7 +584,9 @@ async def throughput_run(
         **label,
         "concurrency": cfg.throughput_concurrency,
         "reps": reps,
-        "summary": summarise(reps, ["rate", *LATENCY_KEYS, "cpu_ms_per_confirmation"]),
+        "summary": summarise(
+            reps, ["rate", *LATENCY_KEYS, "cpu_ms_per_confirmation", "client_cpu_ms_per_request"]
+        ),
         "not_paid": sum(r["not_paid"] for r in reps),
     }
     ctx.results["throughput"].append(entry)
