@@ -112,7 +112,13 @@ class Stack:
         return charge
 
     async def confirm(self, pix: IncomingPix, now: datetime = T0) -> Outcome:
-        return await self.run(lambda uow: confirm_pix(uow, pix, now))
+        """As the webhook runs it: naming the charge it will change."""
+        return await asyncio.wait_for(
+            self.writer.run(
+                lambda uow: confirm_pix(uow, pix, now), charges=[pix.txid] if pix.txid else []
+            ),
+            WAIT,
+        )
 
 
 def make_database(url: str, *, writers: int | None = None) -> Database:

@@ -131,9 +131,7 @@ async def test_burst_of_a_thousand_arrives_complete_and_in_order(make_bus: BusFa
     assert recorder.messages == sent
 
 
-async def test_publish_many_arrives_complete_and_in_order(
-    kind: str, make_bus: BusFactory
-) -> None:
+async def test_publish_many_arrives_complete_and_in_order(kind: str, make_bus: BusFactory) -> None:
     bus = make_bus()
     recorder = await started(bus)
     first = [f'{{"id": {i}}}'.encode() for i in range(300)]

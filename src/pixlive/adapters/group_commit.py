@@ -7,6 +7,12 @@ fails, the whole batch is rolled back and run again with a savepoint around each
 the one that failed leaves the others untouched. Every caller is answered only after the
 batch's COMMIT returned, so a 200 always means "on disk". Events are handed to `on_commit`
 after that, never before.
+
+Before that, a batch whose jobs all named their charges is tried set-wise (setwise.py): the
+use cases run against the charges read in one statement, and their writes go to the
+database together at the end. When that cannot stand as run (a retried endToEndId, a job
+asking for something else), the batch goes on the ordinary way, in the same transaction
+when nothing was written, else after a rollback.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, TypeVar
 
 from pixlive.adapters.database import Database, WriteSession
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable, TransientConflict
-from pixlive.adapters.repository import Repository
+from pixlive.adapters.repository import LockedCharges, Repository
+from pixlive.adapters.setwise import NotDeferred, SetWiseBatch, Written
 from pixlive.domain.events import RecordedEvent
 from pixlive.services.unit_of_work import Job, UnitOfWork
 
@@ -28,6 +36,13 @@ log = logging.getLogger("pixlive.writer")
 
 MAX_BATCH = 512
 BATCH_ATTEMPTS = 3  # a deadlock between two processes' batches is retried, then a 503
+
+
+class _SetWise(Enum):
+    DONE = "done"  # written: the batch's results stand
+    UNTOUCHED = "untouched"  # nothing written: run the batch the ordinary way
+    ROLLBACK = "rollback"  # written in part, or a statement failed: roll back first
+    SAVEPOINTS = "savepoints"  # a job failed (or the read did): one savepoint per job
 
 
 @dataclass
@@ -56,6 +71,7 @@ class GroupCommitWriter:
         self.batches = 0
         self.committed = 0
         self.reruns = 0  # batches run again with savepoints, after a use case failed
+        self.set_wise = 0  # batches whose writes were made set-wise
         self._closed = False
 
     async def start(self) -> None:
@@ -156,8 +172,7 @@ class GroupCommitWriter:
         async with self.db.write_session() as session:
             await session.begin()
             try:
-                if not await self._run_optimistic(session, batch):
-                    await self._rerun_with_savepoints(session, batch)
+                await self._run(session, batch)
                 await session.commit()
             except BaseException:
                 try:
@@ -166,16 +181,81 @@ class GroupCommitWriter:
                     pass
                 raise
 
-    async def _run_optimistic(self, session: WriteSession, batch: list[_Pending]) -> bool:
-        """Runs the batch's use cases with no savepoint; False as soon as one fails, for
-        its writes so far can then only be undone with the whole transaction's."""
-        charge_ids = {charge_id for pending in batch for charge_id in pending.charges}
+    async def _run(self, session: WriteSession, batch: list[_Pending]) -> None:
+        locked = None
+        # A job that names no charge (a create, the sweep) writes what the set-wise pass
+        # does not defer: such a batch goes the ordinary way straight away.
+        if all(pending.charges for pending in batch):
+            outcome, set_wise = await self._run_set_wise(session, batch)
+            if outcome is _SetWise.DONE:
+                self.set_wise += 1
+                return
+            if outcome is _SetWise.SAVEPOINTS:
+                await self._rerun_with_savepoints(session, batch)
+                return
+            if outcome is _SetWise.ROLLBACK:
+                await session.rollback()
+                await session.begin()
+            elif set_wise is not None:  # nothing written: its read (and locks) still hold
+                locked = LockedCharges(dict(set_wise.rows))
+        if not await self._run_optimistic(session, batch, locked):
+            await self._rerun_with_savepoints(session, batch)
+
+    async def _run_set_wise(
+        self, session: WriteSession, batch: list[_Pending]
+    ) -> tuple[_SetWise, SetWiseBatch | None]:
         try:
-            locked = await Repository(session.conn).lock_charges(charge_ids)
+            set_wise = await SetWiseBatch.read(
+                session.conn, [charge_id for pending in batch for charge_id in pending.charges]
+            )
         except DatabaseUnavailable:
             raise
         except Exception:  # an id the database refuses: the rerun reads them one by one
-            return False
+            return _SetWise.SAVEPOINTS, None
+        repo = set_wise.repository()  # holds nothing of its own: one for all the jobs
+        uows = []
+        for pending in batch:
+            uow = UnitOfWork(repo)
+            try:
+                pending.result = await pending.job(uow)
+            except DatabaseUnavailable:
+                raise
+            except NotDeferred:
+                return _SetWise.UNTOUCHED, set_wise
+            except Exception:
+                # It would fail the ordinary way too (unless it failed on what the pass
+                # refused to defer, and then caught that): give it its savepoint.
+                return (_SetWise.UNTOUCHED if set_wise.refused else _SetWise.SAVEPOINTS), set_wise
+            if set_wise.refused:  # it caught the NotDeferred: its result cannot stand
+                return _SetWise.UNTOUCHED, set_wise
+            uows.append(uow)
+        try:
+            written = await set_wise.write()
+        except DatabaseUnavailable:
+            raise
+        except Exception:  # a value the database refuses: the ordinary run finds whose
+            return _SetWise.ROLLBACK, set_wise
+        if written is Written.NOTHING:
+            return _SetWise.UNTOUCHED, set_wise
+        if written is Written.SOME:
+            return _SetWise.ROLLBACK, set_wise
+        for pending, uow in zip(batch, uows, strict=True):
+            pending.error, pending.events = None, set_wise.resolve(uow.events)
+        return _SetWise.DONE, set_wise
+
+    async def _run_optimistic(
+        self, session: WriteSession, batch: list[_Pending], locked: LockedCharges | None = None
+    ) -> bool:
+        """Runs the batch's use cases with no savepoint; False as soon as one fails, for
+        its writes so far can then only be undone with the whole transaction's."""
+        if locked is None:
+            charge_ids = {charge_id for pending in batch for charge_id in pending.charges}
+            try:
+                locked = await Repository(session.conn).lock_charges(charge_ids)
+            except DatabaseUnavailable:
+                raise
+            except Exception:  # an id the database refuses: the rerun reads them one by one
+                return False
         for pending in batch:
             uow = UnitOfWork(Repository(session.conn, locked))
             try:

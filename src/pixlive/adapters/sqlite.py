@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -77,6 +77,14 @@ class SqliteConnection(Connection):
     async def execute(self, sql: str, *args: object) -> int:
         try:
             return self.raw.execute(_sqlite_sql(sql), args).rowcount
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> int:
+        """One statement (in SQLite's own `?` form) for many rows, looped over in C; the
+        number of rows it changed in all. For the set-wise writes of a batch (setwise.py)."""
+        try:
+            return self.raw.executemany(sql, rows).rowcount
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
