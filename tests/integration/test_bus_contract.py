@@ -147,6 +147,26 @@ async def test_publish_many_arrives_complete_and_in_order(kind: str, make_bus: B
     assert bus.reaches_others is (kind != "memory")
 
 
+async def test_any_bytes_arrive_as_sent(kind: str, make_bus: BusFactory) -> None:
+    """Messages that look like the Redis bus's packing (a leading NUL byte, a length and a
+    colon), empty ones and long ones arrive unchanged, alone or in a batch."""
+    bus = make_bus()
+    recorder = await started(bus)
+    odd = [b"\x00", b"\x003:abc", b"", b"12:twelve", b"\x00" * 3]
+    if kind == "postgres":  # NOTIFY carries text only, at most MAX_PAYLOAD bytes
+        odd = [b"3:abc", b"", b"12:twelve", b"plain"]
+    for message in odd:
+        await bus.publish(message)
+    await bus.publish_many(odd)
+    expected = [*odd, *odd]
+    if kind == "redis":  # more than one packed payload's worth, in one call
+        big = [bytes([65 + i]) * 100_000 for i in range(6)]
+        await bus.publish_many(big)
+        expected += big
+    await eventually(lambda: len(recorder.messages) >= len(expected))
+    assert recorder.messages == expected
+
+
 async def test_ping_is_true_when_the_broker_is_up(make_bus: BusFactory) -> None:
     bus = make_bus()
     await started(bus)

@@ -9,6 +9,7 @@ and the reconnect loop in `SupervisedBus` handles it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,56 @@ from redis.exceptions import RedisError
 
 from pixlive.adapters.bus.base import DEFAULT_CHANNEL, BusUnavailable, SupervisedBus, close_quietly
 
-__all__ = ["RedisBus"]
+__all__ = ["RedisBus", "pack", "unpack"]
+
+# A payload that carries several messages starts with this byte, then each message as
+# `<length>:<bytes>`. One PUBLISH per round trip instead of one per event: every process
+# (the publisher's own subscription included) reads and parses one reply, not dozens,
+# which under load cost as much as the webhook's HTTP handling (docs/performance-log.md).
+_PACKED = b"\x00"
+_PACK_LIMIT = 256 * 1024  # bytes per payload: a long backlog goes in several
+
+
+def pack(messages: Sequence[bytes]) -> list[bytes]:
+    """The payloads that carry `messages`, in order; a lone message goes as it is (unless
+    it could be mistaken for a packed payload)."""
+    if len(messages) == 1 and not messages[0].startswith(_PACKED):
+        return [messages[0]]
+    payloads: list[bytes] = []
+    parts: list[bytes] = [_PACKED]
+    size = 1
+    for message in messages:
+        if size > 1 and size + len(message) > _PACK_LIMIT:
+            payloads.append(b"".join(parts))
+            parts, size = [_PACKED], 1
+        part = b"%d:%s" % (len(message), message)
+        parts.append(part)
+        size += len(part)
+    if size > 1:
+        payloads.append(b"".join(parts))
+    return payloads
+
+
+def unpack(payload: bytes) -> list[bytes]:
+    """The messages of a payload; ValueError when a packed one is cut or malformed."""
+    if not payload.startswith(_PACKED):
+        return [payload]
+    messages = []
+    at, end = 1, len(payload)
+    while at < end:
+        colon = payload.find(b":", at, at + 12)
+        if colon < 0 or not payload[at:colon].isdigit():
+            raise ValueError("malformed packed bus payload")
+        start = colon + 1
+        stop = start + int(payload[at:colon])
+        if stop > end:
+            raise ValueError("cut packed bus payload")
+        messages.append(payload[start:stop])
+        at = stop
+    return messages
+
+
+log = logging.getLogger(__name__)
 
 _SUBSCRIBER_FIXED = frozenset({"protocol", "decode_responses", "health_check_interval"})
 
@@ -87,17 +137,24 @@ class RedisBus(SupervisedBus):
         if self._closed:
             raise BusUnavailable("bus is closed")
         try:
-            await self._publisher.publish(self.channel, message)
+            for payload in pack([message]):
+                await self._publisher.publish(self.channel, payload)
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis publish failed: {exc}") from exc
 
     async def publish_many(self, messages: Sequence[bytes]) -> None:
         if self._closed:
             raise BusUnavailable("bus is closed")
+        if not messages:
+            return
         try:
+            payloads = pack(messages)
+            if len(payloads) == 1:
+                await self._publisher.publish(self.channel, payloads[0])
+                return
             async with self._publisher.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    pipe.publish(self.channel, message)
+                for payload in payloads:
+                    pipe.publish(self.channel, payload)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BusUnavailable(f"redis publish failed: {exc}") from exc
@@ -144,7 +201,13 @@ class RedisBus(SupervisedBus):
             ping_sent_at = None
             # RESP2 pub/sub frames: [b"message", channel, data]; PONG is [b"pong", b""].
             if reply[0] == b"message":
-                self._deliver(reply[2])
+                try:
+                    messages = unpack(reply[2])
+                except ValueError:
+                    log.warning("ignored a malformed bus payload")
+                    continue
+                for message in messages:
+                    self._deliver(message)
 
     async def _disconnect(self) -> None:
         conn, self._subscriber = self._subscriber, None
