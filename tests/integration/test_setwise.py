@@ -93,6 +93,17 @@ async def test_a_batch_of_confirmations_is_written_set_wise(open_stack: OpenStac
     await assert_consistent(stack, [c.id for c in charges])
 
 
+async def test_a_lone_confirmation_goes_the_ordinary_way(open_stack: OpenStack) -> None:
+    stack = await one_writer(open_stack)
+    charge = await stack.new_charge(100)
+    set_wise = stack.writer.set_wise
+    assert await in_one_batch(stack, [confirming(pix_for(charge.id, charge.value))]) == [
+        Outcome.PAID
+    ]
+    assert stack.writer.set_wise == set_wise
+    await assert_consistent(stack, [charge.id])
+
+
 async def test_one_end_to_end_id_twice_in_a_batch_pays_once(open_stack: OpenStack) -> None:
     stack = await one_writer(open_stack)
     charge, other = await stack.new_charge(1234), await stack.new_charge(500)

@@ -184,8 +184,11 @@ class GroupCommitWriter:
     async def _run(self, session: WriteSession, batch: list[_Pending]) -> None:
         locked = None
         # A job that names no charge (a create, the sweep) writes what the set-wise pass
-        # does not defer: such a batch goes the ordinary way straight away.
-        if all(pending.charges for pending in batch):
+        # does not defer: such a batch goes the ordinary way straight away. So does a
+        # lone job: its ordinary statements are fewer and cheaper than the set-wise ones
+        # (on PostgreSQL, 1.8–2.6 against 2.6–3.1 ms for one Pix), and under light load
+        # what counts is how soon the payer's page hears of the payment.
+        if len(batch) > 1 and all(pending.charges for pending in batch):
             outcome, set_wise = await self._run_set_wise(session, batch)
             if outcome is _SetWise.DONE:
                 self.set_wise += 1
