@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -88,6 +89,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await runtime.start()
         app.state.runtime = runtime
         restore = _end_streams_on_signal(runtime)
+        # What exists now (the framework, the app, the runtime: about 72,000 objects) lives
+        # as long as the process, so it is moved out of the collector's sight (its garbage
+        # collected first). Under webhook load a full collection took 60-100 ms, a pause
+        # that every notification in flight waited out; now it scans only what came after.
+        gc.collect()
+        gc.freeze()
         try:
             # The lifespan state is how the server's own WebSocket protocol
             # (api/websocket.py) reaches the runtime.
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             restore()
             await runtime.close()
+            gc.unfreeze()  # the app may be started again in this process (tests)
 
     app = App(
         title="pixlive",
