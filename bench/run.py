@@ -1001,6 +1001,7 @@ async def run(
             shutil.rmtree(root, ignore_errors=True)
     info["seconds"] = time.time() - started
     info["load_after"] = os.getloadavg()
+    info["python_speed_ms_after"] = machine.python_speed_ms()
     return {
         "meta": info,
         "config": asdict(cfg),
