@@ -86,6 +86,12 @@ class Raw:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Raw:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def request(
     server: Server,
@@ -123,8 +129,7 @@ def assert_paid(answer: Answer, payment_id: str) -> None:
 
 
 def test_keep_alive_answers_every_delivery_on_one_connection(any_server: Server) -> None:
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         for _ in range(3):
             charge = any_server.create_charge("12.34")
             conn.send(request(any_server, webhook_body(charge["id"], "12.34")))
@@ -132,14 +137,11 @@ def test_keep_alive_answers_every_delivery_on_one_connection(any_server: Server)
             assert_paid(answer, charge["id"])
             assert "connection" not in answer.headers
             assert any_server.charge(charge["id"])["status"] == "PAID"
-    finally:
-        conn.close()
 
 
 def test_pipelined_requests_are_answered_in_order(any_server: Server) -> None:
     first, second = any_server.create_charge("12.34"), any_server.create_charge("5.00")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(
             request(any_server, webhook_body(first["id"], "12.34"))
             + b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -149,50 +151,38 @@ def test_pipelined_requests_are_answered_in_order(any_server: Server) -> None:
         health = conn.read()
         assert health.status == 200 and health.json()["status"] == "ok"
         assert_paid(conn.read(), second["id"])
-    finally:
-        conn.close()
 
 
 def test_chunked_body(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(request(any_server, webhook_body(charge["id"], "12.34"), chunked=True))
         assert_paid(conn.read(), charge["id"])
-    finally:
-        conn.close()
 
 
 def test_expect_100_continue(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
     body = webhook_body(charge["id"], "12.34")
     raw = request(any_server, body, extra={"Expect": "100-continue"})
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(raw[: -len(body)])
         interim = conn.read()
         assert interim.status == 100
         conn.send(body)
         assert_paid(conn.read(), charge["id"])
-    finally:
-        conn.close()
 
 
 def test_http_1_0_gets_its_answer_then_the_connection_closes(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(request(any_server, webhook_body(charge["id"], "12.34"), version="1.0"))
         assert_paid(conn.read(), charge["id"])
         assert conn.closed_by_server()
-    finally:
-        conn.close()
 
 
 def test_connection_close_is_honoured(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(
             request(any_server, webhook_body(charge["id"], "12.34"), extra={"Connection": "close"})
         )
@@ -200,8 +190,6 @@ def test_connection_close_is_honoured(any_server: Server) -> None:
         assert_paid(answer, charge["id"])
         assert answer.headers["connection"] == "close"
         assert conn.closed_by_server()
-    finally:
-        conn.close()
 
 
 def _assert_too_large(conn: Raw, server: Server, payment_id: str) -> None:
@@ -215,18 +203,14 @@ def _assert_too_large(conn: Raw, server: Server, payment_id: str) -> None:
 def test_declared_length_over_the_limit_is_refused_before_the_body(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
     body = webhook_body(charge["id"], "12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(request(any_server, body, extra={"Content-Length": str(2 << 20)})[: -len(body)])
         _assert_too_large(conn, any_server, charge["id"])
-    finally:
-        conn.close()
 
 
 def test_chunked_body_over_the_limit_is_refused(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         conn.send(
             request(any_server, b"{}", chunked=True)[: -len(b"1\r\n{\r\n1\r\n}\r\n0\r\n\r\n")]
         )
@@ -237,15 +221,12 @@ def test_chunked_body_over_the_limit_is_refused(any_server: Server) -> None:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before the end: the answer is read below
         _assert_too_large(conn, any_server, charge["id"])
-    finally:
-        conn.close()
 
 
 def test_refusals_keep_the_connection(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
     body = webhook_body(charge["id"], "12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         forged = request(any_server, body).replace(b"v1=", b"v1=00")
         conn.send(forged)
         answer = conn.read()
@@ -255,8 +236,6 @@ def test_refusals_keep_the_connection(any_server: Server) -> None:
         assert conn.read().status == 400
         conn.send(request(any_server, body))
         assert_paid(conn.read(), charge["id"])
-    finally:
-        conn.close()
 
 
 def test_a_client_that_leaves_does_not_lose_its_pix(any_server: Server) -> None:
@@ -278,13 +257,10 @@ def test_a_client_that_leaves_does_not_lose_its_pix(any_server: Server) -> None:
 
 def test_an_escaped_path_is_still_the_webhook(any_server: Server) -> None:
     charge = any_server.create_charge("12.34")
-    conn = Raw(any_server)
-    try:
+    with Raw(any_server) as conn:
         escaped = "/payments/pix/confirmatio%6E"
         conn.send(request(any_server, webhook_body(charge["id"], "12.34"), path=escaped))
         assert_paid(conn.read(), charge["id"])
-    finally:
-        conn.close()
 
 
 def test_the_access_log_has_the_delivery(any_server: Server) -> None:

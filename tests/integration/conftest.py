@@ -30,7 +30,7 @@ from pixlive.adapters.repository import Repository
 from pixlive.domain.events import RecordedEvent
 from pixlive.services.charges import NewCharge, Receiver, create_charge
 from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
-from pixlive.services.unit_of_work import Job
+from pixlive.services.unit_of_work import Job, UnitOfWork
 
 T = TypeVar("T")
 sys.modules["itest"] = sys.modules[__name__]
@@ -65,6 +65,19 @@ def pix_for(
         "horario": horario,
     }
     return IncomingPix(end_to_end_id=e2e, txid=txid, value=value, horario=when, raw=raw)
+
+
+class Gate:
+    """A job that holds its batch open until released, so that the next jobs queue up and
+    are committed together in the next batch."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, uow: UnitOfWork) -> None:
+        self.entered.set()
+        await self.release.wait()
 
 
 class Stack:

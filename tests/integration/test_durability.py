@@ -13,7 +13,18 @@ from typing import Any
 
 import asyncpg
 import pytest
-from itest import RECEIVER, T0, WAIT, Stack, at, make_database, pix_for, start_stack, stop_stack
+from itest import (
+    RECEIVER,
+    T0,
+    WAIT,
+    Gate,
+    Stack,
+    at,
+    make_database,
+    pix_for,
+    start_stack,
+    stop_stack,
+)
 
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
@@ -173,19 +184,6 @@ async def test_concurrent_runs_are_committed_in_batches(stack: Stack) -> None:
     assert stack.writer.committed - committed == 100
     assert stack.writer.batches - batches < stack.writer.committed - committed
     assert await stack.count("received_pix") == 5
-
-
-class Gate:
-    """A job that holds its batch open until released, so that the next jobs queue up and
-    are committed together in the next batch."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self, uow: UnitOfWork) -> None:
-        self.entered.set()
-        await self.release.wait()
 
 
 async def test_a_failing_job_leaves_the_rest_of_its_batch_alone(open_stack: Any) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from itest import RECEIVER, T0, WAIT, Stack, at, new_e2e, pix_for
+from itest import RECEIVER, T0, WAIT, Gate, Stack, at, new_e2e, pix_for
 
 from pixlive.adapters.errors import InvalidData
 from pixlive.adapters.sqlite import sqlite_path
@@ -25,19 +25,6 @@ from pixlive.services.unit_of_work import UnitOfWork
 
 OpenStack = Callable[..., Awaitable[Stack]]
 Call = tuple[Callable[[UnitOfWork], Awaitable[Any]], list[str]]
-
-
-class Gate:
-    """A job that holds the (one) writer until released, so that the next jobs queue up
-    and are committed together in the next batch."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self, uow: UnitOfWork) -> None:
-        self.entered.set()
-        await self.release.wait()
 
 
 async def one_writer(open_stack: OpenStack) -> Stack:
