@@ -109,7 +109,7 @@ class PostgresWriteSession(Savepoints[PostgresConnection]):
     async def begin(self) -> None:
         await self.conn.execute("BEGIN")
 
-    async def commit(self) -> None:
+    async def commit(self, *, alone: bool = False) -> None:
         await self.conn.execute("COMMIT")
 
     async def rollback(self) -> None:
@@ -250,6 +250,9 @@ class PostgresDatabase:
             await self._release(conn)
             raise _translate(exc) from exc
         return conn
+
+    async def tidy(self, *, idle: bool) -> None:
+        """Nothing: PostgreSQL checkpoints in its own processes."""
 
     async def ping(self) -> bool:
         try:
