@@ -290,7 +290,9 @@ def markdown(data: dict[str, Any], images: list[str]) -> str:
         "a fresh charge, subscribe, wait for the snapshot, pay, wait. The idle subscribers "
         f"are held by {cfg['idle_procs']} other client process(es), {cfg['subs_per_charge']} "
         "per charge, on charges that stay ACTIVE. A notification not received within 5 s "
-        f"is lost. {cfg['samples']} samples per repetition.\n"
+        f"is lost. {cfg['samples']} samples per repetition. The repetitions of pixlive's "
+        "WebSocket and of the baseline alternate, so that each pair is measured at the same "
+        "machine speed.\n"
     )
     rows = []
     for e in sorted(

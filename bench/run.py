@@ -438,49 +438,84 @@ async def measure_latency(
     return stats
 
 
-async def growth(ctx: Context, kind: str, transport: str, sizes: list[int]) -> None:
-    """Latency at a growing number of idle subscribers, and the server's RSS per one."""
+Run = tuple[str, str, list[int]]  # server kind, transport, idle sizes
+
+
+async def growth(ctx: Context, runs: list[Run]) -> None:
+    """Latency at a growing number of idle subscribers, and the server's RSS per one.
+
+    With several runs (pixlive's WebSocket and the baseline's socket.io), their
+    repetitions alternate: the machine's speed drifts within minutes, and a ratio means
+    something only between figures measured at the same speed.
+    """
     cfg = ctx.cfg
     outer, inner = (cfg.reps, 1) if cfg.fresh else (1, cfg.reps)
-    per_size: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
-    rss: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+    per_size: list[dict[int, list[dict[str, Any]]]] = [{n: [] for n in r[2]} for r in runs]
+    rss: list[dict[int, list[dict[str, Any]]]] = [{n: [] for n in r[2]} for r in runs]
+    for _rep in range(outer):
+        for i, run in enumerate(runs):
+            await growth_rep(ctx, run, inner, per_size[i], rss[i])
+    for i, run in enumerate(runs):
+        record_growth(ctx, run, per_size[i], rss[i])
+
+
+async def growth_rep(
+    ctx: Context,
+    run: Run,
+    inner: int,
+    per_size: dict[int, list[dict[str, Any]]],
+    rss: dict[int, list[dict[str, Any]]],
+) -> None:
+    """One repetition of one run: a server (fresh in full mode), its idle pool grown size
+    by size, the latency measured at each size."""
+    cfg = ctx.cfg
+    kind, transport, sizes = run
     name = "pixlive" if kind == "pixlive" else "baseline"
     key = f"{kind}-sqlite"
-    for _rep in range(outer):
-        need = math.ceil(max(sizes) / cfg.subs_per_charge) + cfg.samples * (len(sizes) * inner + 1)
-        server = await ctx.server(kind, key, seed=need + 200)
-        pool = IdlePool(ctx, server, transport, ctx.clients[: cfg.idle_procs])
-        await measure_latency(ctx, server, transport, min(20, cfg.samples))  # warm-up
-        await asyncio.sleep(0.5)
-        # RSS only means something on a server that never held a pool before: memory
-        # freed by an earlier pool is reused without showing in RSS
-        fresh_memory = not server.meta.get("pooled")
-        server.meta["pooled"] = True
-        rss0 = server.rss_kib()
-        for size in sizes:
-            await pool.grow_to(size)
-            await asyncio.sleep(1.0 if size >= 1000 else 0.2)
-            rss_now = server.rss_kib()
-            if fresh_memory:
-                rss[size].append(
-                    {
-                        "kib_per_subscriber": (rss_now - rss0) / size,
-                        "rss_kib": rss_now,
-                        "base": rss0,
-                    }
-                )
-            for _ in range(inner):
-                stats = await measure_latency(ctx, server, transport, cfg.samples)
-                stats["idle_alive"] = await pool.alive()
-                stats["idle_dropped"] = pool.held - stats["idle_alive"]
-                per_size[size].append(stats)
-                log(
-                    f"{name} {transport} idle={size} rep={len(per_size[size])}: "
-                    f"p50={stats['p50']:.2f} p99={stats['p99']:.2f} ms lost={stats['lost']}"
-                )
-        log(f"{name} {transport}: idle pool connected in {pool.seconds:.1f}s")
-        await pool.close()
-        await ctx.release(server)
+    need = math.ceil(max(sizes) / cfg.subs_per_charge) + cfg.samples * (len(sizes) * inner + 1)
+    server = await ctx.server(kind, key, seed=need + 200)
+    pool = IdlePool(ctx, server, transport, ctx.clients[: cfg.idle_procs])
+    await measure_latency(ctx, server, transport, min(20, cfg.samples))  # warm-up
+    await asyncio.sleep(0.5)
+    # RSS only means something on a server that never held a pool before: memory
+    # freed by an earlier pool is reused without showing in RSS
+    fresh_memory = not server.meta.get("pooled")
+    server.meta["pooled"] = True
+    rss0 = server.rss_kib()
+    for size in sizes:
+        await pool.grow_to(size)
+        await asyncio.sleep(1.0 if size >= 1000 else 0.2)
+        rss_now = server.rss_kib()
+        if fresh_memory:
+            rss[size].append(
+                {
+                    "kib_per_subscriber": (rss_now - rss0) / size,
+                    "rss_kib": rss_now,
+                    "base": rss0,
+                }
+            )
+        for _ in range(inner):
+            stats = await measure_latency(ctx, server, transport, cfg.samples)
+            stats["idle_alive"] = await pool.alive()
+            stats["idle_dropped"] = pool.held - stats["idle_alive"]
+            per_size[size].append(stats)
+            log(
+                f"{name} {transport} idle={size} rep={len(per_size[size])}: "
+                f"p50={stats['p50']:.2f} p99={stats['p99']:.2f} ms lost={stats['lost']}"
+            )
+    log(f"{name} {transport}: idle pool connected in {pool.seconds:.1f}s")
+    await pool.close()
+    await ctx.release(server)
+
+
+def record_growth(
+    ctx: Context,
+    run: Run,
+    per_size: dict[int, list[dict[str, Any]]],
+    rss: dict[int, list[dict[str, Any]]],
+) -> None:
+    kind, transport, sizes = run
+    name = "pixlive" if kind == "pixlive" else "baseline"
     for size in sizes:
         reps = per_size[size]
         ctx.results["latency"].append(
@@ -984,11 +1019,12 @@ async def run(
         # nothing starts in the background while anything is measured
         await asyncio.gather(*ctx.pending.values(), *([ctx.pending_pg] if ctx.pending_pg else []))
         if "latency" in cfg.scenarios:
-            await growth(ctx, "pixlive", "ws", cfg.ws_sizes)
+            ws: list[Run] = [("pixlive", "ws", cfg.ws_sizes)]
             if ctx.baseline_available:
-                await growth(ctx, "baseline", "socketio", cfg.ws_sizes)
-            await growth(ctx, "pixlive", "sse", cfg.sse_sizes)
-            await growth(ctx, "pixlive", "longpoll", cfg.lp_sizes)
+                ws.append(("baseline", "socketio", cfg.ws_sizes))
+            await growth(ctx, ws)
+            await growth(ctx, [("pixlive", "sse", cfg.sse_sizes)])
+            await growth(ctx, [("pixlive", "longpoll", cfg.lp_sizes)])
         if "throughput" in cfg.scenarios:
             await throughput(ctx)
         if "two_workers" in cfg.scenarios and pg_admin:
