@@ -81,6 +81,16 @@ class HttpProtocol(HttpToolsProtocol):
         self._runtime: Runtime | None = runtime if isinstance(runtime, Runtime) else None
         self._max_body = self._runtime.settings.max_body_bytes if self._runtime else 0
 
+    def handle_websocket_upgrade(self) -> None:
+        super().handle_websocket_upgrade()
+        # The connection is the WebSocket protocol's now, and this one is dropped. Its
+        # parser holds its callbacks (methods of this object): a cycle that only the
+        # collector would free, along with the transport and the socket it holds, one per
+        # page that subscribed. uvicorn cuts it in `connection_lost`, which this object no
+        # longer gets.
+        self.parser = None  # type: ignore[assignment]
+        self.flow = None  # type: ignore[assignment]
+
     def on_headers_complete(self) -> None:
         path = self._plain_delivery()
         if path is None:
