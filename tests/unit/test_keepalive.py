@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 from pixlive.realtime.keepalive import SLOTS, Keepalive
 
@@ -38,3 +39,36 @@ async def test_a_discarded_connection_is_not_visited_and_the_timer_stops() -> No
     assert len(wheel) == 0
     await asyncio.sleep(0.15)
     assert wheel._timer is None  # nothing to visit: no timer left running
+
+
+async def test_connections_that_arrive_together_are_visited_apart() -> None:
+    """A reconnect storm (every client of a restarted server within a second) must not
+    make one tick ping them all, interval after interval."""
+    wheel = Keepalive(interval=0.5)
+    connections = [Connection() for _ in range(10 * SLOTS)]
+    for connection in connections:  # all in the same tick
+        wheel.add(connection)
+    await asyncio.sleep(0.6)
+    wheel.stop()
+    assert all(c.visits for c in connections), "every connection is visited in an interval"
+    # a tick's visits follow one another within microseconds; ticks are 5 ms apart
+    firsts = sorted(c.visits[0] for c in connections)
+    ticks = [1]
+    for before, after in pairwise(firsts):
+        if after - before > 0.002:
+            ticks.append(0)
+        ticks[-1] += 1
+    assert max(ticks) == 10, ticks  # SLOTS ticks, ten each
+
+
+async def test_a_new_connection_on_an_even_wheel_waits_a_whole_interval() -> None:
+    wheel = Keepalive(interval=0.3)
+    for _ in range(SLOTS):
+        wheel.add(Connection())
+    await asyncio.sleep(0.05)
+    late = Connection()
+    added_at = asyncio.get_running_loop().time()
+    wheel.add(late)
+    await asyncio.sleep(0.4)
+    wheel.stop()
+    assert late.visits and late.visits[0] - added_at >= 0.3 * (SLOTS - 1) / SLOTS - 0.01
