@@ -313,13 +313,16 @@ class WebSocketProtocol(asyncio.Protocol):
                 if item.final:
                     final = True
                     break
+        data = b"".join(out)
         if out:
-            self.transport.write(b"".join(out))
             _DELIVERED.inc(len(out))
+        # The last event and the close frame that ends the stream go in one write.
         if final:
-            self._close(1000)
+            self._close(1000, after=data)
         elif subscriber.closed is not None:
-            self._close(CLOSE_CODES.get(subscriber.closed, 1011))
+            self._close(CLOSE_CODES.get(subscriber.closed, 1011), after=data)
+        elif data:
+            self.transport.write(data)
 
     def _frames(self, data: bytes) -> None:
         self._heard = True
@@ -362,13 +365,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self._pinged, self._heard = True, False
         self.transport.write(_PING)
 
-    def _close(self, code: int, reason: str = "") -> None:
-        """Our close frame; the connection ends when the client answers, or after a wait."""
+    def _close(self, code: int, reason: str = "", *, after: bytes = b"") -> None:
+        """Our close frame (after the frames in `after`); the connection ends when the
+        client answers, or after a wait."""
         if self.transport is None or self.stage is not Stage.OPEN:
             return
         self.stage = Stage.CLOSING
         self._release()
-        self.transport.write(frames.close(code, reason))
+        self.transport.write(after + frames.close(code, reason))
         self._closer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.abort)
 
     def _release(self) -> None:
