@@ -2,10 +2,11 @@
 
 Connections are spread over `SLOTS` buckets; each tick visits one bucket, so every
 connection is visited once per interval and the pings of 10,000 idle sockets go out a
-hundred at a time rather than all at once. A new connection joins the emptiest bucket:
-after a restart every client reconnects within a second or two, and buckets chosen by
-arrival time would keep those pings together, thousands in one tick, for as long as the
-connections last.
+hundred at a time rather than all at once. A new connection joins the emptiest of the
+buckets visited in the last half interval, so its first visit comes half an interval to an
+interval after it arrived: after a restart every client reconnects within a second or two,
+and a bucket chosen by arrival time alone would keep those pings together, thousands in one
+tick, for as long as the connections last.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ class Keepalive:
         return len(self._where)
 
     def add(self, connection: Alive) -> None:
-        # The emptiest bucket; among equals the one visited last, so that on an even
-        # wheel a new connection waits a whole interval for its first visit.
+        # Among equals the one visited last: on an even wheel a new connection waits a
+        # whole interval for its first visit.
         buckets = self._buckets
         slot = last = (self._tick - 1) % SLOTS
         fewest = len(buckets[last])
         if fewest:
-            for step in range(1, SLOTS):
+            for step in range(1, SLOTS // 2):
                 candidate = (last - step) % SLOTS
                 size = len(buckets[candidate])
                 if size < fewest:
