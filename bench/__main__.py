@@ -1,6 +1,6 @@
 """`python -m bench [--mode full|quick|smoke]`: run the benchmark, write the report.
 
-    make bench         # full: every scenario, 3 repetitions on fresh servers (< 20 min)
+    make bench         # full: every scenario, 3-5 repetitions on fresh servers (< 20 min)
     make bench-quick   # smaller sizes, shared servers (< 2 min)
 
 PostgreSQL (for its scenarios) is found at PIXLIVE_BENCH_PG_URL, default

@@ -52,6 +52,9 @@ class Config:
     fresh: bool
     cost_shared: bool = False
     cost_reps: int | None = None  # default: reps
+    # The WebSocket comparison with the baseline: its figures are close at low sizes and
+    # the machine's speed drifts, so more repetitions than elsewhere (default: reps)
+    latency_reps: int | None = None
     prewarm_seed: int = 3000
     baseline_normal: bool = True
     profile: bool = False
@@ -83,6 +86,7 @@ class Config:
                 idle_procs=4,
                 fresh=True,
                 profile=True,
+                latency_reps=5,
             )
         if mode == "quick":
             return cls(
@@ -449,7 +453,8 @@ async def growth(ctx: Context, runs: list[Run]) -> None:
     something only between figures measured at the same speed.
     """
     cfg = ctx.cfg
-    outer, inner = (cfg.reps, 1) if cfg.fresh else (1, cfg.reps)
+    reps = cfg.latency_reps or cfg.reps
+    outer, inner = (reps, 1) if cfg.fresh else (1, reps)
     per_size: list[dict[int, list[dict[str, Any]]]] = [{n: [] for n in r[2]} for r in runs]
     rss: list[dict[int, list[dict[str, Any]]]] = [{n: [] for n in r[2]} for r in runs]
     for _rep in range(outer):
