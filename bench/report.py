@@ -42,6 +42,14 @@ def num(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def lower_in(ours: list[dict[str, Any]], theirs: list[dict[str, Any]], key: str) -> str:
+    """`k of n`: the pairs (repetition i of each, measured one after the other) in which
+    pixlive's figure was the lower."""
+    pairs = list(zip(ours, theirs, strict=False))
+    wins = sum(1 for a, b in pairs if a[key] < b[key])
+    return f"{wins} of {len(pairs)}"
+
+
 def cell(summary: dict[str, dict[str, float]], key: str, digits: int = 2) -> str:
     s = summary.get(key)
     if not s:
@@ -341,10 +349,19 @@ def markdown(data: dict[str, Any], images: list[str]) -> str:
             rows.append(
                 [f"{e['idle']:,}"]
                 + [ratio(med(e, k), med(b, k)) for k in ("p50", "p90", "p99", "max")]
+                + [lower_in(e["reps"], b["reps"], k) for k in ("p50", "p99")]
             )
     if rows:
-        add("pixlive WebSocket / baseline socket.io (below 1 is better):\n")
-        add(table(["idle subscribers", "p50", "p90", "p99", "max"], rows))
+        add(
+            "pixlive WebSocket / baseline socket.io (below 1 is better), and in how many of "
+            "the alternating pairs of repetitions pixlive's figure was the lower:\n"
+        )
+        add(
+            table(
+                ["idle subscribers", "p50", "p90", "p99", "max", "p50 lower in", "p99 lower in"],
+                rows,
+            )
+        )
         add("")
     if "bench-latency.png" in images:
         add("![latency vs idle subscribers](img/bench-latency.png)\n")
