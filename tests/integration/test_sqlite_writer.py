@@ -52,7 +52,7 @@ async def test_the_database_file_holds_the_payments_once_the_writer_is_idle(
         session = session_of(stack)
         first, second = await stack.new_charge(1000), await stack.new_charge(2000)
         assert await stack.confirm(pix_for(first.id, 1000)) is Outcome.PAID
-        await asyncio.sleep(sqlite_adapter.CHECKPOINT_IDLE * 2)
+        await asyncio.sleep(sqlite_adapter.CHECKPOINT_EVERY * 2)
         before = session.checkpoints
         assert await stack.confirm(pix_for(second.id, 2000)) is Outcome.PAID
         await wait_for_checkpoints(session, before)
@@ -70,7 +70,7 @@ async def test_a_commit_right_after_a_checkpoint_succeeds(
     """The checkpoint's statement is finished before the next batch: a statement left in
     progress makes the next COMMIT fail ("SQL statements in progress") until the cursor
     happens to be collected, which, with the collector off, is never."""
-    monkeypatch.setattr(sqlite_adapter, "CHECKPOINT_IDLE", 0.0)
+    monkeypatch.setattr(sqlite_adapter, "CHECKPOINT_EVERY", 0.0)
     stack = await start_stack(sqlite_url)
     gc.disable()
     try:

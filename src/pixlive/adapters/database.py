@@ -31,9 +31,9 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Connection]: ...
     def write_session(self) -> AbstractAsyncContextManager[WriteSession]: ...
     async def ping(self) -> bool: ...
-    async def tidy(self, *, idle: bool) -> None:
+    async def tidy(self) -> None:
         """Called by a writer between its batches, with no transaction open: upkeep that
-        the database would otherwise do inside a COMMIT. `idle`: nothing is queued."""
+        the database would otherwise do inside a COMMIT."""
 
 
 C = TypeVar("C", bound=Connection)

@@ -138,7 +138,7 @@ class GroupCommitWriter:
             finally:
                 for _ in batch:
                     self._queue.task_done()
-            await self.db.tidy(idle=self._queue.empty())
+            await self.db.tidy()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         for attempt in range(1, BATCH_ATTEMPTS + 1):

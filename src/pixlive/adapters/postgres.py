@@ -251,7 +251,7 @@ class PostgresDatabase:
             raise _translate(exc) from exc
         return conn
 
-    async def tidy(self, *, idle: bool) -> None:
+    async def tidy(self) -> None:
         """Nothing: PostgreSQL checkpoints in its own processes."""
 
     async def ping(self) -> bool:
