@@ -127,7 +127,7 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
         self.commit_seconds = 0.0  # a moving average of recent COMMITs, hand-offs included
         self.inline_commits = 0
         self.checkpoints = 0
-        self._uncheckpointed = 0  # commits since the last checkpoint
+        self._uncheckpointed = False  # a commit since the last checkpoint
         self._checkpointed_at = time.monotonic()
 
     async def _in_thread(self, sql: str) -> None:
@@ -161,7 +161,7 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
         else:
             await self._in_thread("COMMIT")
         self.commit_seconds += (time.perf_counter() - started - self.commit_seconds) * 0.2
-        self._uncheckpointed += 1
+        self._uncheckpointed = True
 
     async def tidy(self) -> None:
         """Between batches: the WAL checkpoint, when one is due."""
@@ -170,7 +170,7 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
         now = time.monotonic()
         if now - self._checkpointed_at < CHECKPOINT_EVERY:
             return
-        self._uncheckpointed = 0
+        self._uncheckpointed = False
         self._checkpointed_at = now
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
