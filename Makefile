@@ -23,7 +23,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	@start=$$(date +%s); $(PY) -m pytest -q -p no:cacheprovider; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s (the suite should take under 6 minutes)"; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pixlive.db pixlive.db-wal pixlive.db-shm

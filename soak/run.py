@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from pixlive.services.psp import new_end_to_end_id, signed_headers, webhook_body
-from tests.e2e.conftest import Server, start_server
+from pixlive.testing.launcher import Server, start_server
 
 
 @dataclass
@@ -48,13 +49,6 @@ class Report:
     rss_after_churn_kib: int = 0
     churn_failures: int = 0
     seconds: float = 0.0
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def raise_open_files() -> None:
@@ -114,7 +108,7 @@ async def send_webhooks(
     duration: float,
     report: Report,
     expected: dict[str, int],
-    pid: int,
+    server_rss: Callable[[], int],
 ) -> None:
     """Money that does not settle the charge (a `payment.mismatch`, not final), so every
     subscriber keeps its stream and receives event after event."""
@@ -151,7 +145,7 @@ async def send_webhooks(
                 task.add_done_callback(tasks.discard)
                 sent += 1
             if time.monotonic() >= next_sample:
-                report.rss_kib_samples.append((round(elapsed, 1), rss_kib(pid)))
+                report.rss_kib_samples.append((round(elapsed, 1), server_rss()))
                 next_sample += max(1.0, duration / 30)
             await asyncio.sleep(0.005)
         await asyncio.gather(*tasks)
@@ -186,17 +180,15 @@ async def run(subscribers: int, rate: float, duration: float, cycles: int, workd
         PIXLIVE_MAX_STREAMS_TOTAL="1000000",
         PIXLIVE_LOG_LEVEL="warning",
     )
-    assert server.process is not None
-    pid = server.process.pid
     try:
         ids = await create_charges(server, subscribers)
         received: dict[str, list[int]] = defaultdict(list)
         expected: dict[str, int] = defaultdict(int)
         conns = await subscribe(server, ids, received)
         await asyncio.sleep(1)
-        report.rss_after_warmup_kib = rss_kib(pid)
-        await send_webhooks(server, ids, rate, duration, report, expected, pid)
-        report.rss_end_of_load_kib = rss_kib(pid)
+        report.rss_after_warmup_kib = server.rss_kib()
+        await send_webhooks(server, ids, rate, duration, report, expected, server.rss_kib)
+        report.rss_end_of_load_kib = server.rss_kib()
         # Give the last notifications a moment to arrive.
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -211,10 +203,10 @@ async def run(subscribers: int, rate: float, duration: float, cycles: int, workd
             await conn.close()
             task.cancel()
         await asyncio.sleep(1)
-        report.rss_before_churn_kib = rss_kib(pid)
+        report.rss_before_churn_kib = server.rss_kib()
         await churn(server, ids, cycles, report)
         await asyncio.sleep(2)
-        report.rss_after_churn_kib = rss_kib(pid)
+        report.rss_after_churn_kib = server.rss_kib()
     finally:
         server.stop()
     report.seconds = round(time.monotonic() - began, 1)
