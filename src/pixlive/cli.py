@@ -18,7 +18,7 @@ from pixlive.adapters.repository import ApiKey
 from pixlive.runtime import utcnow
 from pixlive.services import api_keys
 from pixlive.services.psp import signed_headers, webhook_body
-from pixlive.settings import MissingSettings, Settings
+from pixlive.settings import ConfigurationError, Settings, check_names
 
 T = TypeVar("T")
 
@@ -38,7 +38,6 @@ async def _with_writer(settings: Settings, job: Callable[[GroupCommitWriter], Aw
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    settings.check()
     if args.workers > 1 and settings.bus_url.startswith("memory"):
         print(
             "pixlive: --workers above 1 needs a shared bus: set PIXLIVE_BUS_URL to "
@@ -206,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         print("--tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     try:
-        settings = Settings()
+        if args.command in ("serve", "migrate"):
+            check_names()
+        settings = Settings.load()
         result: int = args.run(args, settings)
         return result
-    except MissingSettings as exc:
+    except ConfigurationError as exc:
         print(f"pixlive: {exc}", file=sys.stderr)
         return 2
     except DatabaseUnavailable as exc:

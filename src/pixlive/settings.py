@@ -1,14 +1,21 @@
-"""All settings, from the environment (prefix PIXLIVE_) and an optional .env file."""
+"""All settings, from the environment (prefix PIXLIVE_) and an optional .env file.
+
+Strict on purpose: a misspelt variable (`PIXLIVE_BUS_ULR`) would otherwise be ignored in
+silence, and a process would run with the default instead of what the operator meant.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SANDBOX_PIX_KEY = "sandbox@pixlive.example"
@@ -16,14 +23,39 @@ SANDBOX_MERCHANT_NAME = "Loja Sandbox pixlive"
 SANDBOX_MERCHANT_CITY = "Sao Paulo"
 SANDBOX_SECRET_FILE = ".pixlive-sandbox-secret"  # noqa: S105 - a file name, not a secret
 
+ENV_PREFIX = "PIXLIVE_"
+# The tests' and the bench's own variables: not settings of the server, so the check of
+# unknown names leaves them alone. New tooling variables take one of these prefixes.
+TOOLING_PREFIXES = ("PIXLIVE_TEST_", "PIXLIVE_BENCH_")
+TOOLING_NAMES = frozenset({"PIXLIVE_REQUIRE_SERVICES", "PIXLIVE_UPDATE_SCREENSHOTS"})
+PRODUCTION_REQUIRED = ("webhook_secret", "pix_key", "merchant_name", "merchant_city")
+MIN_SECRET_LENGTH = 32
 
-class MissingSettings(Exception):
+
+class ConfigurationError(Exception):
+    """A setting is wrong: said in one line, naming the setting, never showing a secret."""
+
+
+class MissingSettings(ConfigurationError):
     """Production mode without a setting it cannot do without."""
+
+
+class UnknownSetting(ConfigurationError):
+    """A PIXLIVE_* variable that no setting has."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="PIXLIVE_", env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        # `PIXLIVE_PIX_KEY=` in a .env template means "not set", not "an empty key"; and
+        # one of spaces is no value either (see `missing_for_production`).
+        env_ignore_empty=True,
+        str_strip_whitespace=True,
+        # Unknown names are refused by `check_names` (for `serve` and `migrate`), with the
+        # closest known one; here they would be refused without that hint.
+        extra="ignore",
+        frozen=True,
     )
 
     env: Literal["sandbox", "production"] = "sandbox"
@@ -50,35 +82,48 @@ class Settings(BaseSettings):
     # A WebSocket ping per interval; a client silent for a whole interval after one is gone.
     ws_ping_seconds: float = Field(20.0, gt=0, le=60)
 
-    @field_validator("webhook_secret", "pix_key", "merchant_name", "merchant_city", mode="before")
+    @model_validator(mode="after")
+    def _production_has_what_it_needs(self) -> Self:
+        if self.env != "production":
+            return self
+        missing = self.missing_for_production()
+        if missing:
+            raise ValueError("production mode needs these settings: " + ", ".join(missing))
+        assert self.webhook_secret is not None
+        if len(self.webhook_secret.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"PIXLIVE_WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters "
+                "in production mode (`openssl rand -hex 32` makes one)"
+            )
+        return self
+
     @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        # `PIXLIVE_PIX_KEY=` in a .env template means "not set", not "an empty key": so
-        # production refuses it by name, and the sandbox fills in its default.
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    def load(cls, **values: object) -> Settings:
+        """The settings, or a `ConfigurationError` that says in one line what is wrong."""
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise ConfigurationError(describe(exc)) from None
 
     @property
     def sandbox(self) -> bool:
         return self.env == "sandbox"
 
     def missing_for_production(self) -> list[str]:
-        names = ("webhook_secret", "pix_key", "merchant_name", "merchant_city")
-        return [f"PIXLIVE_{name.upper()}" for name in names if not getattr(self, name)]
-
-    def check(self) -> None:
-        """Refuses production mode without its secrets; names what is missing, never values."""
-        if self.env == "production":
-            missing = self.missing_for_production()
-            if missing:
-                raise MissingSettings("production mode needs these settings: " + ", ".join(missing))
+        missing = []
+        for name in PRODUCTION_REQUIRED:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value().strip()
+            if not value:
+                missing.append(env_name(name))
+        return missing
 
     @cached_property
     def secret(self) -> str:
         """The webhook secret: the configured one, or in sandbox mode one generated once and
         kept in a local file, so that `pixlive simulate-payment` signs with the same one."""
-        if self.webhook_secret is not None:
+        if self.webhook_secret is not None and self.webhook_secret.get_secret_value().strip():
             return self.webhook_secret.get_secret_value()
         if not self.sandbox:
             raise MissingSettings("PIXLIVE_WEBHOOK_SECRET is not set")
@@ -116,3 +161,65 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/")
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def known_names() -> list[str]:
+    """Every PIXLIVE_* variable that a setting reads: derived from the fields, so a setting
+    added to the class is known without being listed anywhere else."""
+    return [env_name(name) for name in Settings.model_fields]
+
+
+def _is_tooling(name: str) -> bool:
+    return name in TOOLING_NAMES or name.startswith(TOOLING_PREFIXES)
+
+
+def unknown_names(names: Iterable[str]) -> list[str]:
+    """The PIXLIVE_* names among `names` that no setting reads, each with a hint."""
+    known = known_names()
+    found = []
+    for raw in names:
+        name = raw.upper()  # pydantic-settings reads names case-insensitively
+        if not name.startswith(ENV_PREFIX) or name in known or _is_tooling(name):
+            continue
+        closest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {closest[0]}?)" if closest else ""
+        found.append(f"{raw}{hint}")
+    return sorted(found)
+
+
+def check_names(
+    environ: Mapping[str, str] | None = None, env_file: Path | str | None = None
+) -> None:
+    """Refuses unknown PIXLIVE_* variables in the environment and in the .env file."""
+    environ = os.environ if environ is None else environ
+    where = [("the environment", list(environ))]
+    path = Path(env_file if env_file is not None else str(Settings.model_config.get("env_file")))
+    if path.is_file():
+        where.append((str(path), list(dotenv_values(path))))
+    problems: list[str] = []
+    for place, names in where:
+        problems.extend(f"{name} in {place}" for name in unknown_names(names))
+    if problems:
+        raise UnknownSetting("unknown setting " + "; ".join(problems))
+
+
+def describe(exc: ValidationError) -> str:
+    """One line for pydantic's errors: the variable's name and what is wrong with it. The
+    value is shown only for settings that are not secret, and only when it is short."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:
+            parts.append(message)
+            continue
+        field = str(error["loc"][0])
+        value = error.get("input")
+        shown = ""
+        if "secret" not in field and isinstance(value, str) and len(value) <= 80:
+            shown = f" (got {value!r})"
+        parts.append(f"{env_name(field)}: {message[:1].lower()}{message[1:]}{shown}")
+    return "; ".join(parts)
