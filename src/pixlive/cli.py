@@ -15,6 +15,7 @@ from pixlive.adapters.database import database_from_url
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.repository import ApiKey
+from pixlive.commands import psp_emulator
 from pixlive.runtime import utcnow
 from pixlive.services import api_keys
 from pixlive.services.psp import signed_headers, webhook_body
@@ -196,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--value", help="valor to send (default: the charge's value)")
     simulate.add_argument("--url", help="base URL of the server (default: PIXLIVE_PUBLIC_URL)")
     simulate.set_defaults(run=_simulate)
+    psp_emulator.register(commands)
     return root
 
 
