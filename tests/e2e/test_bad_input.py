@@ -44,6 +44,11 @@ BAD_BODIES: dict[str, Any] = {
     "value a list": {"value": ["12.34"]},
     "value an object": {"value": {"amount": "12.34"}},
     "value zero": {"value": 0},
+    "value a whole number": {"value": 1234},
+    "value a number with two decimals": {"value": 12.34},
+    "value no decimals": {"value": "12"},
+    "value one decimal": {"value": "12.3"},
+    "value a dot and no decimals": {"value": "12."},
     "value zero string": {"value": "0.00"},
     "value negative": {"value": -5},
     "value negative string": {"value": "-5.00"},
@@ -88,6 +93,8 @@ BAD_BODIES: dict[str, Any] = {
     "metadata value 501 chars": {"value": "1.00", "metadata": {"k": "v" * 501}},
     "metadata key with spaces": {"value": "1.00", "metadata": {"a key": "v"}},
     "metadata key 41 chars": {"value": "1.00", "metadata": {"k" * 41: "v"}},
+    "metadata key ending in a newline": {"value": "1.00", "metadata": {"ab\n": "v"}},
+    "metadata key empty": {"value": "1.00", "metadata": {"": "v"}},
     "body a list": [{"value": "1.00"}],
     "body a string": "1.00",
     "body null": None,
@@ -99,6 +106,32 @@ BAD_BODIES: dict[str, Any] = {
 def test_invalid_charges_are_refused(shared_server: Server, body: Any) -> None:
     answer = post_raw(shared_server, json.dumps(body).encode())
     assert_error(answer, 422)
+
+
+@pytest.mark.parametrize("value", [1234, 12.34, 1e2, 0, -1])
+@pytest.mark.usefixtures("unchanged")
+def test_a_number_is_refused_with_the_format_to_use(shared_server: Server, value: Any) -> None:
+    """1234 reads as centavos to a developer used to Stripe, as reais to the API Pix: the
+    answer says how to send it instead."""
+    answer = post_raw(shared_server, orjson.dumps({"value": value}))
+    assert_error(answer, 422, "invalid_request")
+    message = answer.json()["error"]["message"]
+    assert 'send value as a string with two decimals, e.g. "12.34"' in message, message
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_comma_is_refused_with_a_message_that_says_to_use_a_dot(shared_server: Server) -> None:
+    answer = post_raw(shared_server, b'{"value": "12,34"}')
+    assert_error(answer, 422, "invalid_request")
+    message = answer.json()["error"]["message"]
+    assert "dot" in message and '"12.34"' in message, message
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_the_message_names_the_field_and_the_format(shared_server: Server) -> None:
+    answer = post_raw(shared_server, b'{"value": "12.3"}')
+    message = answer.json()["error"]["message"]
+    assert message.startswith("value: ") and '"12.34"' in message, message
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,14 @@ import hashlib
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from pixlive.adapters.qrcode import qr_png, qr_svg
 from pixlive.api.dependencies import (
     ApiKeyDep,
     ChargeIdDep,
+    IdempotencyKeyHeader,
     OptionalApiKeyDep,
     RuntimeDep,
 )
@@ -68,7 +69,7 @@ async def create_charge(
     runtime: RuntimeDep,
     api_key: ApiKeyDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> MerchantChargeOut:
     runtime.create_rate.take(api_key.id)
     command = NewCharge(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pixlive.adapters.repository import ApiKey
@@ -74,3 +74,19 @@ async def charge_id(payment_id: str) -> str:
 
 
 ChargeIdDep = Annotated[str, Depends(charge_id)]
+
+
+# An empty key is most likely a client's unset variable (`Idempotency-Key: $KEY`): taken as
+# a key, every such request would share it, and all but the first would be refused or replayed.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description=(
+            "A key of your choosing (a UUID, say) that makes a retry safe: the same key with "
+            "the same body answers the first result again; with another body, 409."
+        ),
+    ),
+]

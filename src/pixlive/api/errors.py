@@ -69,6 +69,17 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+_PLACES = {"header": "header", "query": "query parameter", "path": "path parameter"}
+
+
+def _where(loc: tuple[object, ...]) -> str:
+    """ "value", "payer.cpf", "the Idempotency-Key header", "the query parameter after"."""
+    if len(loc) == 2 and loc[0] in _PLACES:
+        place = _PLACES[str(loc[0])]
+        return f"the {loc[1]} {place}" if place == "header" else f"the {place} {loc[1]}"
+    return ".".join(str(p) for p in loc if p != "body") or ("body" if loc == ("body",) else "")
+
+
 def _validation_message(
     exc: RequestValidationError, content_type: str | None = None
 ) -> tuple[int, str, str]:
@@ -92,7 +103,7 @@ def _validation_message(
     parts = []
     for error in errors[:5]:
         loc = tuple(error.get("loc", ()))
-        where = ".".join(str(p) for p in loc if p != "body") or ("body" if loc == ("body",) else "")
+        where = _where(loc)
         message = str(error.get("msg", "invalid"))
         parts.append(f"{where}: {message}" if where else message)
     return 422, "invalid_request", "; ".join(parts) or "invalid request"

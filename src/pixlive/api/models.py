@@ -14,24 +14,51 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from pixlive.domain.charge import Charge, Status, iso
 from pixlive.domain.documents import digits, is_valid_cnpj, is_valid_cpf
+from pixlive.domain.errors import InvalidAmount
 from pixlive.domain.money import format_amount, parse_amount
 
+# Exactly two decimals, 0.01 to 9999999999.99: the API Pix's `valor`, without 0.00.
+AMOUNT_PATTERN = r"^(0\.(0[1-9]|[1-9][0-9])|[1-9][0-9]{0,9}\.[0-9]{2})$"
+AMOUNT_FORMAT = 'send value as a string with two decimals, e.g. "12.34"'
+
 AMOUNT_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {
-            "type": "string",
-            "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
-            "examples": ["12.34"],
-        },
-        {"type": "number", "minimum": 0.01, "maximum": 9999999999.99, "multipleOf": 0.01},
-    ],
-    "description": 'Amount in reais: a string like "12.34" or a number with at most two decimals',
+    "type": "string",
+    "pattern": AMOUNT_PATTERN,
+    "examples": ["12.34"],
+    "description": (
+        'Amount in reais, a string with exactly two decimals and a dot: "12.34" is R$ 12,34. '
+        "A JSON number is refused: 1234 would read as centavos to some and as reais to others."
+    ),
 }
 
-Amount = Annotated[int, BeforeValidator(parse_amount), WithJsonSchema(AMOUNT_SCHEMA)]
+
+def _amount_error(message: str) -> PydanticCustomError:
+    # A custom error's message reaches the client as written, with no "Value error, " prefix.
+    return PydanticCustomError("invalid_amount", message)
+
+
+def wire_amount(value: object) -> int:
+    """Centavos from the wire's text ("12.34"); a number, or text in another form, is
+    refused with a message that shows the form. The domain's money stays integer centavos."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise _amount_error(f"a JSON number is not accepted: {AMOUNT_FORMAT}")
+        raise _amount_error(AMOUNT_FORMAT)
+    if "," in value:
+        raise _amount_error('use a dot for the decimals, not a comma: "12.34", not "12,34"')
+    if not re.fullmatch(AMOUNT_PATTERN, value):
+        raise _amount_error(f"{AMOUNT_FORMAT}, from 0.01 to 9999999999.99")
+    try:
+        return parse_amount(value, strict=True)
+    except InvalidAmount as exc:  # pragma: no cover - the pattern already guards this
+        raise _amount_error(str(exc)) from exc
+
+
+Amount = Annotated[int, BeforeValidator(wire_amount), WithJsonSchema(AMOUNT_SCHEMA)]
 
 
 def _cpf(value: str) -> str:
@@ -49,14 +76,15 @@ def _cnpj(value: str) -> str:
 # PostgreSQL cannot store a NUL in text; refusing it here keeps both databases alike.
 NO_NUL = r"^[^\x00]*$"
 
-_METADATA_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,40}")
 
 
 def _metadata(value: dict[str, str]) -> dict[str, str]:
     if len(value) > 20:
         raise ValueError("metadata holds at most 20 pairs")
     for key, item in value.items():
-        if not _METADATA_KEY.match(key):
+        # fullmatch: with match, "$" would also match before a final newline ("ab\n").
+        if not _METADATA_KEY.fullmatch(key):
             raise ValueError("metadata keys are 1 to 40 characters of letters, digits, _ . -")
         if len(item) > 500:
             raise ValueError("metadata values are at most 500 characters")
