@@ -20,3 +20,15 @@ commit_batch = Histogram(
     "Use cases committed per transaction (group commit)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+webhook_attempts = Counter(
+    "pixlive_webhook_attempts_total", "Merchant webhook attempts, by outcome", ["outcome"]
+)
+webhook_attempt_seconds = Histogram(
+    "pixlive_webhook_attempt_seconds",
+    "Merchant webhook attempt latency (request sent to answer read)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+webhook_queue_depth = Gauge("pixlive_webhook_queue_depth", "Merchant webhook deliveries pending")
+webhook_oldest_pending = Gauge(
+    "pixlive_webhook_oldest_pending_seconds", "How long the oldest due delivery has waited"
+)

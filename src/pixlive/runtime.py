@@ -20,6 +20,7 @@ from pixlive.realtime.keepalive import Keepalive
 from pixlive.services.charges import Receiver
 from pixlive.services.expiry import expire_due
 from pixlive.settings import Settings
+from pixlive.webhook_runtime import Webhooks
 
 log = logging.getLogger("pixlive")
 
@@ -33,7 +34,8 @@ class Runtime:
         self.settings = settings
         self.db: Database = database_from_url(settings.database_url)
         self.hub = Hub(bus_from_url(settings.bus_url), self.load_events)
-        self.writer = GroupCommitWriter(self.db, self.hub.publish_committed)
+        self.writer = GroupCommitWriter(self.db, self._committed)
+        self.webhooks = Webhooks(settings, self.writer, self.db)
         self.receiver = Receiver(
             pix_key=settings.receiver_pix_key,
             name=settings.receiver_name,
@@ -51,6 +53,7 @@ class Runtime:
         await self.writer.start()
         await self.hub.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="pixlive-expiry")
+        await self.webhooks.start()
 
     async def close(self) -> None:
         self.stopping.set()
@@ -60,9 +63,15 @@ class Runtime:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.webhooks.close()
         await self.writer.close()
         await self.hub.close()
         await self.db.close()
+
+    def _committed(self, events: list[RecordedEvent]) -> None:
+        self.hub.publish_committed(events)
+        if events:
+            self.webhooks.dispatcher.wake()
 
     async def load_events(
         self, payment_id: str | None, after: int, limit: int

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(15.0, gt=0, le=20)
     # A WebSocket ping per interval; a client silent for a whole interval after one is gone.
     ws_ping_seconds: float = Field(20.0, gt=0, le=60)
+    # Merchant webhooks: in production only to public https URLs, unless allowed here;
+    # the retry schedule shrunk by a factor (the sandbox only: tests and demos).
+    webhook_allow_private: bool = False
+    webhook_retry_scale: float = Field(1.0, gt=0, le=1)
+    webhook_concurrency: int = Field(64, ge=1)
+    webhook_endpoint_concurrency: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _production_has_what_it_needs(self) -> Self:

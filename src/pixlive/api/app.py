@@ -17,7 +17,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from pixlive import __version__
-from pixlive.api import charges, errors, links, ops, sandbox, sse, streams, webhook
+from pixlive.api import (
+    charges,
+    errors,
+    links,
+    ops,
+    sandbox,
+    sse,
+    streams,
+    webhook,
+    webhook_endpoints,
+)
 from pixlive.api.headers import SecurityHeaders
 from pixlive.api.limits import BodyLimit
 from pixlive.api.models import ErrorOut
@@ -120,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(charges.router)
     app.include_router(streams.router)
     app.include_router(ops.router)
+    app.include_router(webhook_endpoints.router)
     if settings.sandbox:
         app.include_router(sandbox.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

@@ -1,0 +1,73 @@
+"""The merchant-webhook part of the composition root: the dispatcher built from the
+process's writer and database, the httpx sender under the settings' URL policy, the
+charge's JSON as the merchant API gives it, and the metrics."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pixlive import metrics
+from pixlive.adapters.database import Database
+from pixlive.adapters.webhook_sender import HttpSender
+from pixlive.adapters.webhook_store import WebhookTransactions
+from pixlive.api.models import MerchantChargeOut
+from pixlive.domain.charge import Charge
+from pixlive.domain.webhook_url import UrlPolicy
+from pixlive.services.unit_of_work import Writer
+from pixlive.services.webhook_dispatch import Dispatcher, Limits, Observer
+from pixlive.settings import Settings
+
+log = logging.getLogger("pixlive.webhooks")
+
+
+def url_policy(settings: Settings) -> UrlPolicy:
+    production = not settings.sandbox
+    return UrlPolicy(
+        https_only=production, public_only=production and not settings.webhook_allow_private
+    )
+
+
+class Webhooks:
+    def __init__(self, settings: Settings, writer: Writer, db: Database) -> None:
+        self.policy = url_policy(settings)
+        self.tx = WebhookTransactions(writer, db)
+        base_url = settings.base_url
+        scale = settings.webhook_retry_scale
+        if scale != 1 and not settings.sandbox:
+            log.warning("PIXLIVE_WEBHOOK_RETRY_SCALE is for the sandbox: ignored in production")
+            scale = 1.0
+
+        def render(charge: Charge) -> dict[str, Any]:
+            return MerchantChargeOut.of(charge, base_url).model_dump(mode="json")
+
+        self.render = render
+        self.dispatcher = Dispatcher(
+            self.tx,
+            HttpSender(self.policy),
+            render,
+            clock=lambda: datetime.now(UTC),
+            limits=Limits(
+                per_endpoint=settings.webhook_endpoint_concurrency,
+                total=settings.webhook_concurrency,
+                scale=scale,
+            ),
+            observer=Observer(attempted=_attempted, queue=_queue),
+        )
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+
+
+def _attempted(outcome: str, seconds: float) -> None:
+    metrics.webhook_attempts.labels(outcome).inc()
+    metrics.webhook_attempt_seconds.observe(seconds)
+
+
+def _queue(depth: int, oldest_seconds: float) -> None:
+    metrics.webhook_queue_depth.set(depth)
+    metrics.webhook_oldest_pending.set(oldest_seconds)
