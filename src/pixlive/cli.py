@@ -14,6 +14,7 @@ import httpx
 from pixlive.adapters.database import database_from_url
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
+from pixlive.adapters.preflight import check_database
 from pixlive.adapters.repository import ApiKey
 from pixlive.commands import psp_emulator
 from pixlive.runtime import utcnow
@@ -47,6 +48,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
+    try:
+        asyncio.run(check_database(settings.database_url))
+    except DatabaseUnavailable as exc:
+        if settings.sandbox:
+            raise
+        print(
+            f"pixlive: database unavailable, answering 503 until it is back: {exc}", file=sys.stderr
+        )
     if settings.sandbox:
         key = asyncio.run(
             _with_writer(
@@ -86,6 +95,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     # Alembic takes half a second to import: only the command that needs it pays that.
     from pixlive.adapters.migrate import upgrade
 
+    asyncio.run(check_database(settings.database_url))
     upgrade(settings.database_url)
     print("schema is up to date")
     return 0

@@ -3,9 +3,13 @@ production mode (refusing to start without its settings) and in sandbox mode."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -284,3 +288,99 @@ def test_serve_needs_both_tls_files(tmp_path: Path) -> None:
     done = pixlive(env, tmp_path, "serve", "--tls-cert", str(tmp_path / "cert.pem"))
     assert done.returncode == 2
     assert "--tls-key" in done.stderr
+
+
+# configuration mistakes: one line, a non-zero exit, never a traceback -----------------
+
+
+def _one_clear_line(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+def _serve_and_migrate(tmp_path: Path, **settings: str) -> list[subprocess.CompletedProcess[str]]:
+    port = free_port()
+    env = server_env(tmp_path, port, **settings)
+    return [
+        pixlive(env, tmp_path, "migrate"),
+        pixlive(env, tmp_path, "serve", "--port", str(port)),
+    ]
+
+
+def test_a_mistyped_mode_stops_serve_and_migrate(tmp_path: Path) -> None:
+    for done in _serve_and_migrate(tmp_path, PIXLIVE_ENV="prod"):
+        _one_clear_line(done, "PIXLIVE_ENV", "'sandbox' or 'production'", "'prod'")
+    assert not (tmp_path / "pixlive.db").exists()
+
+
+def test_a_misspelt_setting_stops_serve_and_migrate(tmp_path: Path) -> None:
+    for done in _serve_and_migrate(tmp_path, PIXLIVE_BUS_ULR="redis://127.0.0.1:6379/0"):
+        _one_clear_line(done, "PIXLIVE_BUS_ULR", "did you mean PIXLIVE_BUS_URL?")
+
+
+def test_a_three_character_secret_stops_production(tmp_path: Path) -> None:
+    code, output = _serve(
+        tmp_path,
+        PIXLIVE_WEBHOOK_SECRET="abc",
+        PIXLIVE_PIX_KEY="loja@example.com",
+        PIXLIVE_MERCHANT_NAME="Loja",
+        PIXLIVE_MERCHANT_CITY="Recife",
+    )
+    assert code == 2
+    assert "PIXLIVE_WEBHOOK_SECRET must be at least 32 characters" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.postgres
+def test_a_postgres_database_that_does_not_exist_is_one_line(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    missing = urlsplit(pg_server_url)._replace(path="/pixlive_no_such_database").geturl()
+    url = missing.replace("postgresql://", "postgresql+asyncpg://", 1)
+    for done in _serve_and_migrate(tmp_path, PIXLIVE_DATABASE_URL=url):
+        _one_clear_line(done, "PIXLIVE_DATABASE_URL", '"pixlive_no_such_database" does not exist')
+    production = {
+        "PIXLIVE_ENV": "production",
+        "PIXLIVE_WEBHOOK_SECRET": PROD_SECRET,
+        "PIXLIVE_PIX_KEY": "loja@example.com",
+        "PIXLIVE_MERCHANT_NAME": "Loja",
+        "PIXLIVE_MERCHANT_CITY": "Recife",
+    }
+    # Production starts while its database is down, but not against one that is not there.
+    for done in _serve_and_migrate(tmp_path, PIXLIVE_DATABASE_URL=url, **production):
+        _one_clear_line(done, "does not exist")
+        assert PROD_SECRET not in done.stdout + done.stderr
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """The file cannot be written, even by root (who ignores its mode): immutable then."""
+    as_root = os.geteuid() == 0
+    if as_root:
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip(f"cannot make {path} immutable here: {made.stderr.decode().strip()}")
+    else:
+        path.chmod(0o444)
+    try:
+        with pytest.raises(OSError):
+            path.open("r+b").close()
+        yield
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o644)
+
+
+def test_a_read_only_database_file_is_one_line(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    assert pixlive(env, tmp_path, "migrate").returncode == 0
+    database = tmp_path / "pixlive.db"
+    with read_only(database):
+        for done in _serve_and_migrate(tmp_path):
+            _one_clear_line(done, "PIXLIVE_DATABASE_URL", str(database), "cannot be written")

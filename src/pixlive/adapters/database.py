@@ -31,6 +31,11 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Connection]: ...
     def write_session(self) -> AbstractAsyncContextManager[WriteSession]: ...
     async def ping(self) -> bool: ...
+    async def check_commit(self) -> None:
+        """Commits a real (empty-handed) write transaction, durably, beside the writers;
+        raises DatabaseUnavailable when that fails: a full disk or a read-only file lets
+        reads through, and only a commit shows that payments can be written."""
+
     async def tidy(self) -> None:
         """Called by a writer between its batches, with no transaction open: upkeep that
         the database would otherwise do inside a COMMIT."""

@@ -261,3 +261,9 @@ class PostgresDatabase:
             return True
         except DatabaseUnavailable:
             return False
+
+    async def check_commit(self) -> None:
+        # txid_current() makes the statement's transaction take an id, so its commit writes
+        # (and flushes) a WAL record, as a payment's would; a standby refuses it.
+        async with self.read() as conn:
+            await conn.fetchrow("SELECT txid_current()")

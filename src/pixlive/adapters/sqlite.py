@@ -247,3 +247,30 @@ class SqliteDatabase:
             return True
         except DatabaseUnavailable:
             return False
+
+    async def check_commit(self) -> None:
+        if self.path == ":memory:":
+            return  # private to the writer's connection: nothing else can write it
+        try:
+            await asyncio.to_thread(commit_probe, self.path)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+
+def commit_probe(path: str) -> None:
+    # A connection of its own, so the probe never enters the writer's transaction. Setting
+    # the header's user_version (unused by pixlive and Alembic) to its own value writes a
+    # page and commits it like any payment: WAL frame, fsync.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        conn.execute("PRAGMA synchronous=FULL")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"PRAGMA user_version={version}")
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+    finally:
+        conn.close()

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pixlive import metrics
+from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.api.dependencies import RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -17,15 +18,28 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database and the bus are reachable")
+@router.get(
+    "/readyz",
+    summary="The database can commit and the bus is reachable",
+    responses={503: {"description": "Not ready: the error names what is down"}},
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    database = await runtime.db.ping()
+    problems = []
+    database = True
+    try:
+        await runtime.db.check_commit()
+    except DatabaseUnavailable as exc:
+        database = False
+        problems.append(f"the database cannot commit ({exc})")
     bus = await runtime.hub.bus.ping()
-    ready = database and bus
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "database": database, "bus": bus},
-        status_code=200 if ready else 503,
-    )
+    if not bus:
+        problems.append("the bus is unreachable")
+    if problems:
+        return JSONResponse(
+            {"error": {"code": "not_ready", "message": "not ready: " + "; ".join(problems)}},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "database": database, "bus": bus})
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
