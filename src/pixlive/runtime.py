@@ -20,6 +20,7 @@ from pixlive.realtime.keepalive import Keepalive
 from pixlive.services.charges import Receiver
 from pixlive.services.expiry import expire_due
 from pixlive.settings import Settings
+from pixlive.testing.faults import crash_after_commit
 from pixlive.webhook_runtime import Webhooks
 
 log = logging.getLogger("pixlive")
@@ -33,8 +34,13 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db: Database = database_from_url(settings.database_url)
-        self.hub = Hub(bus_from_url(settings.bus_url), self.load_events)
-        self.writer = GroupCommitWriter(self.db, self._committed)
+        self.hub = Hub(
+            bus_from_url(settings.bus_url),
+            self.load_events,
+            self.newest_event_id,
+            relay_interval=settings.relay_seconds,
+        )
+        self.writer = GroupCommitWriter(self.db, crash_after_commit(self._committed))
         self.webhooks = Webhooks(settings, self.writer, self.db)
         self.receiver = Receiver(
             pix_key=settings.receiver_pix_key,
@@ -72,6 +78,10 @@ class Runtime:
         self.hub.publish_committed(events)
         if events:
             self.webhooks.dispatcher.wake()
+
+    async def newest_event_id(self) -> int:
+        async with self.db.read() as conn:
+            return await Repository(conn).last_event_id()
 
     async def load_events(
         self, payment_id: str | None, after: int, limit: int

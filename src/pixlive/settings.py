@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(15.0, gt=0, le=20)
     # A WebSocket ping per interval; a client silent for a whole interval after one is gone.
     ws_ping_seconds: float = Field(20.0, gt=0, le=60)
+    # How long the bus may be quiet before the events table is read for what it did not
+    # bring (a publisher that died after COMMIT, a partitioned connection); 0 turns it off.
+    relay_seconds: float = Field(0.5, ge=0, le=2)
     # Merchant webhooks: in production only to public https URLs, unless allowed here;
     # the retry schedule shrunk by a factor (the sandbox only: tests and demos).
     webhook_allow_private: bool = False

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 
 from pixlive.adapters.bus.memory import MemoryBus
+from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.domain.events import RecordedEvent
-from pixlive.realtime.hub import QUEUE_LIMIT, Closed, Hub
+from pixlive.realtime.hub import QUEUE_LIMIT, RELAY_MAX_GAP, Closed, Hub
 from pixlive.realtime.wire import Delivery, bus_message, delivery, parse_bus_message
 
 NOW = datetime(2026, 11, 28, 1, 2, 3, 456000, tzinfo=UTC)
@@ -198,4 +199,127 @@ async def test_one_process_serialises_only_what_someone_here_listens_to(
     merchant = hub.subscribe(None, "merchant_sse")  # the merchant hears every charge
     hub.publish_committed([event(3, "p3")])
     assert [d.id for d in merchant.take()] == [3] and serialised == [1, 3]
+    await hub.close()
+
+
+# the relay: events that no bus brought --------------------------------------------------
+
+
+class SilentBus(MemoryBus):
+    """A bus to other processes that brings nothing: a publisher that died between COMMIT
+    and publish, or a connection partitioned without closing, look like this."""
+
+    reaches_others = True
+
+    async def publish(self, message: bytes) -> None:
+        pass
+
+    def deliver(self, message: bytes) -> None:
+        assert self._on_message is not None
+        self._on_message(message)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+INTERVAL = 0.5
+
+
+async def relayed_hub(events: list[RecordedEvent]) -> tuple[Hub, Store, SilentBus, Clock]:
+    store, bus, clock = Store(), SilentBus(), Clock()
+    store.events = list(events)
+
+    async def newest() -> int:
+        return max((e.id for e in store.events), default=0)
+
+    # The relay's own task waits an hour: these tests turn it by hand, on their clock.
+    hub = Hub(bus, store.load, newest, relay_interval=3600, clock=clock)
+    await hub.start()
+    hub._relay_interval = INTERVAL
+    return hub, store, bus, clock
+
+
+async def test_the_relay_delivers_what_another_process_committed_but_never_published() -> None:
+    hub, store, _, clock = await relayed_hub([event(1), event(2, "p2")])
+    assert hub.newest == 2  # what was there before start is every stream's own snapshot
+    page = hub.subscribe("p1", "websocket")
+    merchant = hub.subscribe(None, "merchant_sse")
+    store.events.append(event(3, kind="payment.paid"))  # its process died after COMMIT
+
+    clock.now += INTERVAL
+    assert await hub.relay() == 1
+    assert [(d.id, d.type) for d in page.take()] == [(3, "payment.paid")]
+    assert [d.id for d in merchant.take()] == [3]
+    assert hub.newest == 3
+
+    clock.now += INTERVAL  # nothing new: one read that finds nothing
+    assert await hub.relay() == 0
+    assert hub.relay_reads == 2
+    await hub.close()
+
+
+async def test_the_relay_stays_away_while_the_bus_is_talking_but_not_for_long() -> None:
+    hub, store, bus, clock = await relayed_hub([])
+    page = hub.subscribe("p1", "websocket")
+    store.events.append(event(1))  # lost: its publisher died
+    for _ in range(3):
+        clock.now += INTERVAL / 2
+        bus.deliver(bus_message(delivery(event(99, "busy"))))  # other traffic on the bus
+        assert await hub.relay() == 0
+    assert hub.relay_reads == 0 and not page.pending
+    # However busy the bus, the table is read at least every RELAY_MAX_GAP seconds.
+    clock.now += RELAY_MAX_GAP
+    bus.deliver(bus_message(delivery(event(100, "busy"))))
+    await hub.relay()
+    assert hub.relay_reads == 1
+    await hub.close()
+
+
+async def test_what_the_bus_or_this_process_delivered_is_not_read_again() -> None:
+    hub, store, bus, clock = await relayed_hub([])
+    page = hub.subscribe("p1", "websocket")
+    store.events += [event(1), event(2)]
+    hub.publish_committed([event(1)])  # committed here
+    bus.deliver(bus_message(delivery(event(2))))  # heard from another process
+    assert [d.id for d in page.take()] == [1, 2]
+    clock.now += INTERVAL
+    assert await hub.relay() == 0  # read past id 2: nothing
+    assert not page.pending
+    await hub.close()
+
+
+async def test_the_relay_learns_the_newest_id_late_when_the_database_was_down() -> None:
+    store, bus, clock = Store(), SilentBus(), Clock()
+    store.events = [event(1)]
+    down = True
+
+    async def newest() -> int:
+        if down:
+            raise DatabaseUnavailable("down")
+        return max(e.id for e in store.events)
+
+    hub = Hub(bus, store.load, newest, relay_interval=3600, clock=clock)
+    await hub.start()  # starts all the same
+    assert hub.newest is None
+    down = False
+    clock.now += 3600
+    assert await hub.relay() == 0 and hub.newest == 1
+    store.events.append(event(2))
+    clock.now += 3600
+    assert await hub.relay() == 1
+    await hub.close()
+
+
+async def test_a_process_alone_runs_no_relay() -> None:
+    async def newest() -> int:
+        raise AssertionError("a lone process has no one else's events to relay")
+
+    hub = Hub(MemoryBus(), Store().load, newest)
+    await hub.start()
+    assert hub._relay_task is None
     await hub.close()

@@ -6,17 +6,26 @@ path to a page held here) and back through the bus (the path to every other proc
 Each subscriber remembers the last id it was given, so the echo costs a comparison.
 The bus may drop messages; when its connection comes back the hub reads what it missed
 from the database, which is the truth.
+
+Two losses give the bus no chance to tell: a process that dies between its COMMIT and
+its publish, and a bus connection gone silent without closing (a partition). For both,
+the relay reads the events table past the newest id this hub has heard of, whenever the
+bus has been quiet for an interval (and at least every RELAY_MAX_GAP seconds even when
+it has not): one indexed query that finds nothing, twice a second, on an idle process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
 from pixlive import metrics
 from pixlive.adapters.bus import Bus, BusUnavailable
+from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.domain.events import RecordedEvent
 from pixlive.realtime.wire import Delivery, bus_message, delivery, parse_bus_message
 
@@ -25,9 +34,14 @@ log = logging.getLogger("pixlive.hub")
 QUEUE_LIMIT = 256
 CATCH_UP_PAGE = 1000
 MERCHANT_MEMORY = 4096
+RELAY_INTERVAL = 0.5
+RELAY_MAX_GAP = 2.0
 
 LoadEvents = Callable[[str | None, int, int], Awaitable[list[RecordedEvent]]]
 """(payment id or None for all, after id, limit) → events from the database."""
+
+NewestEventId = Callable[[], Awaitable[int]]
+"""→ the newest event id in the database (0 when there is none)."""
 
 
 class Closed:
@@ -119,16 +133,42 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, bus: Bus, load_events: LoadEvents) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        load_events: LoadEvents,
+        newest_event_id: NewestEventId | None = None,
+        *,
+        relay_interval: float = RELAY_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.bus = bus
         self.load_events = load_events
         self._by_payment: dict[str, set[Subscriber]] = {}
         self._merchant: set[Subscriber] = set()
         self._outbox: list[Delivery] = []
         self._sender: asyncio.Task[None] | None = None
+        self._newest_event_id = newest_event_id
+        self._relay_interval = relay_interval
+        self._clock = clock
+        self._relay_task: asyncio.Task[None] | None = None
+        self.newest: int | None = None  # the newest event id heard of, once known
+        self._heard_at = clock()  # the bus's last message
+        self._relayed_at = clock()  # the relay's last read
+        self.relay_reads = 0
 
     async def start(self) -> None:
         await self.bus.start(self._on_message, self._catch_up)
+        if (
+            self.bus.reaches_others
+            and self._newest_event_id is not None
+            and self._relay_interval > 0
+        ):
+            with contextlib.suppress(DatabaseUnavailable):  # else the relay's first turn
+                self.newest = await self._newest_event_id()
+            self._relay_task = asyncio.get_running_loop().create_task(
+                self._run_relay(), name="pixlive-relay"
+            )
 
     def close_subscribers(self, reason: str = Closed.SHUTDOWN) -> None:
         for group in [*self._by_payment.values(), self._merchant]:
@@ -136,6 +176,11 @@ class Hub:
                 subscriber.close(reason)
 
     async def close(self) -> None:
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+            self._relay_task = None
         if self._sender is not None:
             await asyncio.gather(self._sender, return_exceptions=True)
         self.close_subscribers()
@@ -205,6 +250,7 @@ class Hub:
             self._sender = None
 
     def _on_message(self, message: bytes) -> None:
+        self._heard_at = self._clock()
         try:
             item = parse_bus_message(message)
         except ValueError:
@@ -213,6 +259,9 @@ class Hub:
         self._route(item)
 
     def _route(self, item: Delivery) -> None:
+        newest = self.newest
+        if newest is not None and item.id > newest:
+            self.newest = item.id
         group = self._by_payment.get(item.payment_id)
         if group:
             for subscriber in tuple(group):
@@ -233,3 +282,40 @@ class Hub:
             # also recovers events that committed out of id order in another process.
             for event in await self.load_events(None, max(0, after - 1000), CATCH_UP_PAGE * 10):
                 self._route(delivery(event))
+
+    # the relay ---------------------------------------------------------------------------
+
+    async def _run_relay(self) -> None:
+        while True:
+            await asyncio.sleep(self._relay_interval)
+            try:
+                await self.relay()
+            except DatabaseUnavailable as exc:
+                log.debug("relay skipped: %s", exc)
+            except Exception:
+                log.exception("relay failed")
+
+    async def relay(self) -> int:
+        """One turn of the relay: when the bus has been quiet for an interval (or the last
+        read is RELAY_MAX_GAP old), route what the events table holds past the newest id
+        heard of. Returns how many events it read."""
+        assert self._newest_event_id is not None
+        now = self._clock()
+        quiet = now - self._heard_at >= self._relay_interval
+        if not quiet and now - self._relayed_at < RELAY_MAX_GAP:
+            return 0
+        self._relayed_at = now
+        if self.newest is None:
+            # Anything older was in the database before a subscriber here could miss it:
+            # every stream starts from the database.
+            self.newest = await self._newest_event_id()
+            return 0
+        self.relay_reads += 1
+        events = await self.load_events(None, self.newest, CATCH_UP_PAGE)
+        for event in events:
+            self._route(delivery(event))
+        if events:
+            log.info(
+                "relay: %d event(s) the bus did not bring, up to id %d", len(events), self.newest
+            )
+        return len(events)
