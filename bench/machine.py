@@ -14,56 +14,22 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = [
-    "pixlive",
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "websockets",
-    "pydantic",
-    "orjson",
-    "asyncpg",
-    "redis",
-    "aiosqlite",
-    "python-socketio",
-    "python-engineio",
-    "matplotlib",
-    "py-spy",
-]
+PACKAGES = "pixlive fastapi starlette uvicorn uvloop httptools websockets pydantic orjson asyncpg"
+PACKAGES += " redis aiosqlite python-socketio python-engineio matplotlib py-spy"
 
 
-def cpu_model() -> str:
+def first(path: str, prefix: str) -> str:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(prefix):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def version(name: str) -> str:
     try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def memory_gib() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def fsync_ms(directory: Path, rounds: int = 50) -> float:
@@ -80,48 +46,36 @@ def fsync_ms(directory: Path, rounds: int = 50) -> float:
     finally:
         os.close(fd)
         path.unlink()
-    times.sort()
-    return times[len(times) // 2]
+    return sorted(times)[rounds // 2]
 
 
-async def _pg_version(url: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
-def pg_version(url: str | None) -> str | None:
+def service_version(kind: str, url: str | None) -> str | None:
     if not url:
         return None
     try:
-        return asyncio.run(_pg_version(url))
-    except Exception as exc:
-        return f"unknown ({type(exc).__name__})"
+        if kind == "redis":
+            import redis
 
+            with redis.Redis.from_url(url, socket_timeout=5) as client:
+                return str(client.info("server")["redis_version"])
+        import asyncpg
 
-def redis_version(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        import redis
+        async def ask() -> str:
+            conn = await asyncpg.connect(url, timeout=5)
+            try:
+                return str(await conn.fetchval("SHOW server_version"))
+            finally:
+                await conn.close()
 
-        client = redis.Redis.from_url(url, socket_timeout=5)
-        try:
-            return str(client.info("server")["redis_version"])
-        finally:
-            client.close()
+        return asyncio.run(ask())
     except Exception as exc:
         return f"unknown ({type(exc).__name__})"
 
 
 def python_speed_ms(rounds: int = 5) -> float:
     """Median time of a fixed pure-Python loop (10**6 additions), in ms. The same machine
-    has run it at speeds nearly 2x apart from one hour to the next (a shared host): this
-    figure, taken before and after a run, is how two runs compare."""
+    has run it at speeds 2x apart from one hour to the next (a shared host): this figure,
+    taken before and after a run, is how two runs compare."""
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
@@ -132,24 +86,21 @@ def python_speed_ms(rounds: int = 5) -> float:
     return sorted(times)[rounds // 2]
 
 
-def describe(workdir: Path, pg_admin: str | None, redis_url: str | None) -> dict[str, Any]:
+def describe(workdir: Path, pg: str | None, redis: str | None) -> dict[str, Any]:
+    argv = [Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": os.environ.get("PIXLIVE_BENCH_COMMAND")
-        or " ".join(
-            shlex.quote(a) for a in [Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]
-        ),
-        "cpu": cpu_model(),
+        "command": os.environ.get("PIXLIVE_BENCH_COMMAND") or shlex.join(argv),
+        "cpu": first("/proc/cpuinfo", "model name"),
         "cores": os.cpu_count(),
-        "memory_gib": round(memory_gib(), 1),
+        "memory_gib": round(int(first("/proc/meminfo", "MemTotal").split()[0]) / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
-        "postgresql": pg_version(pg_admin),
-        "redis": redis_version(redis_url),
-        "versions": versions(),
+        "postgresql": service_version("postgresql", pg),
+        "redis": service_version("redis", redis),
+        "versions": {name: version(name) for name in PACKAGES.split()},
         "fsync_ms": fsync_ms(workdir),
-        "workdir": str(workdir),
         "load_before": os.getloadavg(),
         "python_speed_ms_before": python_speed_ms(),
     }

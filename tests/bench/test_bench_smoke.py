@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_the_harness_runs_at_smoke_size_and_loses_nothing(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -38,7 +38,7 @@ def test_the_harness_runs_at_smoke_size_and_loses_nothing(tmp_path: Path) -> Non
         env=env,
         capture_output=True,
         text=True,
-        timeout=220,
+        timeout=280,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
@@ -46,26 +46,24 @@ def test_the_harness_runs_at_smoke_size_and_loses_nothing(tmp_path: Path) -> Non
     results = data["results"]
 
     latency = {(e["server"], e["transport"]) for e in results["latency"]}
-    assert {("pixlive", "ws"), ("pixlive", "sse"), ("pixlive", "longpoll")} <= latency
-    for entry in results["latency"] + results["two_workers"]:
-        assert entry["samples"] > 0, entry
-        assert entry["lost"] == 0, entry
-        assert entry["idle_dropped"] == 0, entry
-        assert all(rep["errors"] == 0 for rep in entry["reps"]), entry
-
-    assert any(e["database"] == "sqlite" for e in results["throughput"])
-    for entry in results["throughput"]:
-        for rep in entry["reps"]:
-            assert rep["n"] > 0, entry
-            assert rep["statuses"] == {"200": rep["n"]}, entry
-            assert rep["not_paid"] == 0, entry
-
-    transports = {e["transport"] for e in results["transports"]}
-    assert {"ws", "sse", "longpoll", "polling"} <= transports
+    assert {("pixlive", "ws"), ("baseline", "socketio"), ("pixlive", "sse")} <= latency
+    assert ("pixlive", "longpoll") in latency
+    assert {e["database"] for e in results["throughput"]} >= {"sqlite"}
+    assert {(e["server"], e["pinned"]) for e in results["pinned"]} == {
+        ("pixlive", True),
+        ("baseline", True),
+    }
+    assert {e["transport"] for e in results["transports"]} >= {"ws", "sse", "longpoll", "polling"}
+    for section in ("latency", "throughput", "pinned", "two_workers"):
+        for entry in results[section]:
+            assert entry["samples"] > 0, entry
+            assert entry["lost"] == entry["idle_dropped"] == entry["not_paid"] == 0, entry
     for entry in results["transports"]:
-        assert entry["lost"] == 0, entry
-        assert entry["idle_dropped"] == 0, entry
-        assert all(rep["delivered"] == data["config"]["cost_deliver"] for rep in entry["reps"])
-        assert all(rep["bytes"] > 0 for rep in entry["reps"]), entry
+        assert entry["lost"] == entry["idle_dropped"] == 0, entry
+        assert entry["summary"]["bytes"]["median"] > 0, entry
 
-    assert (out / "benchmarks.md").read_text().startswith("# Benchmarks")
+    # the JSON keeps the summary of each figure, not its samples
+    assert all(isinstance(e["reps"], int) for group in results.values() for e in group)
+    report = (out / "benchmarks.md").read_text()
+    assert report.startswith("# Benchmarks")
+    assert "## 3b. One core" in report
