@@ -199,3 +199,49 @@ def test_production_refuses_an_endpoint_on_loopback(tmp_path: Path) -> None:
         assert running.http.get("/webhook-endpoints", headers=running.auth).json()["data"] == []
     finally:
         running.stop()
+
+
+def test_events_are_listed_redelivered_and_replayed(server: Server) -> None:
+    with receiver() as hook:
+        endpoint = register(server, hook.url)
+        hook.secrets = [endpoint["secret"]]
+        charge = server.create_charge(metadata={"order": "B-2"})
+        server.pay(charge["id"])
+        first = hook.wait_count(2)  # created, paid
+        assert all(r.verified for r in first)
+
+        json_accept = {**server.auth, "accept": "application/json"}
+        listed = server.http.get("/events", params={"type": "payment.paid"}, headers=json_accept)
+        assert listed.status_code == 200, listed.text
+        (paid,) = listed.json()["data"]
+        assert paid["payment_id"] == charge["id"] and paid["type"] == "payment.paid"
+        both = server.http.get(
+            "/events", params={"payment_id": charge["id"], "limit": 1}, headers=json_accept
+        ).json()
+        assert [e["type"] for e in both["data"]] == ["payment.paid"]  # newest first
+        older = server.http.get(
+            "/events",
+            params={"payment_id": charge["id"], "cursor": both["next_cursor"]},
+            headers=json_accept,
+        ).json()
+        assert [e["type"] for e in older["data"]] == ["payment.created"]
+        assert older["next_cursor"] is None
+        assert_error(server.http.get("/events", params={"limit": 0}, headers=json_accept), 422)
+
+        again = server.http.post(f"/events/{paid['id']}/redeliver", headers=server.auth)
+        assert again.status_code == 202 and again.json() == {"queued": 1}
+        third = hook.wait_count(3)[2]
+        assert third.verified and third.webhook_id == f"evt_{paid['id']}"
+        assert third.json["data"]["charge"]["metadata"] == {"order": "B-2"}
+
+        replayed = server.http.post(
+            f"/webhook-endpoints/{endpoint['id']}/replay",
+            json={"since": "2020-01-01T00:00:00Z"},
+            headers=server.auth,
+        )
+        assert replayed.status_code == 202 and replayed.json() == {"queued": 2}
+        seen = hook.wait_count(5)
+        assert {r.webhook_id for r in seen[3:]} == {r.webhook_id for r in first}
+        kinds = sorted(d["kind"] for d in settled(server, endpoint["id"], 5))
+        assert kinds == ["event", "event", "redeliver", "replay", "replay"]
+        assert_error(server.http.post("/events/999999/redeliver", headers=server.auth), 404)

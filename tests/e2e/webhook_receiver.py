@@ -17,6 +17,7 @@ import standardwebhooks
 
 @dataclass
 class Received:
+    path: str
     headers: dict[str, str]
     body: bytes
     verified: bool
@@ -43,15 +44,18 @@ def always_ok(number: int, received: Received) -> tuple[int, dict[str, str], byt
 class Receiver:
     behaviour: Behaviour = always_ok
     secrets: list[str] = field(default_factory=list)
+    # For a receiver behind several endpoints: the secrets by request path.
+    secrets_by_path: dict[str, list[str]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def verify(self, headers: dict[str, str], body: bytes) -> bool:
+    def verify(self, path: str, headers: dict[str, str], body: bytes) -> bool:
         """Verified when the library accepts the request under every secret set."""
-        if not self.secrets:
+        secrets = self.secrets_by_path.get(path, self.secrets)
+        if not secrets:
             return False
-        for secret in self.secrets:
+        for secret in secrets:
             try:
                 standardwebhooks.Webhook(secret).verify(body, headers)
             except standardwebhooks.WebhookVerificationError:
@@ -77,8 +81,12 @@ class Receiver:
 
 
 @contextmanager
-def receiver(behaviour: Behaviour = always_ok) -> Iterator[Receiver]:
-    state = Receiver(behaviour)
+def receiver(
+    behaviour: Behaviour = always_ok, *, port: int = 0, state: Receiver | None = None
+) -> Iterator[Receiver]:
+    """Listening on `port` (a free one by default); `state` carries what an earlier receiver
+    on that port saw, for one that comes back."""
+    state = state or Receiver(behaviour)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -87,7 +95,9 @@ def receiver(behaviour: Behaviour = always_ok) -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            item = Received(headers, body, state.verify(headers, body), time.monotonic())
+            item = Received(
+                self.path, headers, body, state.verify(self.path, headers, body), time.monotonic()
+            )
             with state.lock:
                 state.received.append(item)
                 number = len(state.received)
@@ -102,7 +112,7 @@ def receiver(behaviour: Behaviour = always_ok) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}/webhooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -224,6 +224,41 @@ class SqlWebhookStore:
         )
         return [_event(row) for row in rows]
 
+    async def events_page(
+        self,
+        *,
+        types: Collection[str] | None,
+        payment_id: str | None,
+        since: datetime,
+        until: datetime | None,
+        before: int | None,
+        limit: int,
+    ) -> list[OutboxEvent]:
+        where = ["at >= $1"]
+        args: list[object] = [_ms(since)]
+        if until is not None:
+            args.append(_ms(until))
+            where.append(f"at < ${len(args)}")
+        if before is not None:
+            args.append(before)
+            where.append(f"id < ${len(args)}")
+        if payment_id is not None:
+            args.append(payment_id)
+            where.append(f"payment_id = ${len(args)}")
+        if types:
+            marks = []
+            for name in types:
+                args.append(name)
+                marks.append(f"${len(args)}")
+            where.append(f"type IN ({', '.join(marks)})")
+        args.append(limit)
+        rows = await self.conn.fetch(
+            "SELECT id, payment_id, type, status, at, data FROM events "
+            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ${len(args)}",
+            *args,
+        )
+        return [_event(row) for row in rows]
+
     async def event(self, event_id: int) -> OutboxEvent | None:
         row = await self.conn.fetchrow(
             "SELECT id, payment_id, type, status, at, data FROM events WHERE id = $1", event_id

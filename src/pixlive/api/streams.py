@@ -21,6 +21,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from pixlive import metrics
 from pixlive.adapters.repository import Repository
+from pixlive.api import event_list
 from pixlive.api.dependencies import ApiKeyDep, ChargeIdDep, RuntimeDep
 from pixlive.api.errors import error_response
 from pixlive.api.models import ChargeOut, ErrorOut
@@ -381,7 +382,9 @@ async def merchant_stream(
     api_key: ApiKeyDep,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
-) -> StreamingResponse:
+) -> Response:
+    if event_list.wants_json(request):
+        return await event_list.event_list(request, runtime)
     start = sse_after(last_event_id, after)
     slot = Slot.take(runtime, client_address(request.client), None, "merchant_sse")
     subscriber = slot.subscriber

@@ -100,6 +100,19 @@ class WebhookStore(Protocol):
     async def events_between(
         self, since: datetime, until: datetime, limit: int
     ) -> list[OutboxEvent]: ...
+    async def events_page(
+        self,
+        *,
+        types: Collection[str] | None,
+        payment_id: str | None,
+        since: datetime,
+        until: datetime | None,
+        before: int | None,
+        limit: int,
+    ) -> list[OutboxEvent]:
+        """Newest first, ids below `before`."""
+        ...
+
     async def event(self, event_id: int) -> OutboxEvent | None: ...
     async def charges(self, charge_ids: Collection[str]) -> dict[str, Charge]: ...
     async def record_event(self, event: Event) -> None:
