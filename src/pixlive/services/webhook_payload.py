@@ -22,13 +22,14 @@ def msg_id(event_id: int) -> str:
     return f"evt_{event_id}"
 
 
-def payload(event: OutboxEvent, charge: Charge | None, render: RenderCharge) -> bytes:
+def payload(event: OutboxEvent, charge: dict[str, Any] | None) -> bytes:
+    """The body; `charge` is the charge's JSON (the merchant's view), if it has one."""
     data: dict[str, Any] = {"event_id": event.id, "status": event.status}
     if event.payment_id:
         data["payment_id"] = event.payment_id
     data.update(event.data)
     if charge is not None:
-        data["charge"] = render(charge)
+        data["charge"] = charge
     return orjson.dumps({"type": event.type, "timestamp": iso(event.at), "data": data})
 
 
@@ -46,6 +47,6 @@ def new_delivery(
         event_type=event.type,
         kind=kind,
         msg_id=msg_id(event.id),
-        payload=payload(event, charge, render).decode(),
+        payload=payload(event, render(charge) if charge is not None else None).decode(),
         due=due,
     )
