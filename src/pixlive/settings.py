@@ -18,10 +18,12 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pixlive import sandbox_files
+
 SANDBOX_PIX_KEY = "sandbox@pixlive.example"
 SANDBOX_MERCHANT_NAME = "Loja Sandbox pixlive"
 SANDBOX_MERCHANT_CITY = "Sao Paulo"
-SANDBOX_SECRET_FILE = ".pixlive-sandbox-secret"  # noqa: S105 - a file name, not a secret
+SANDBOX_SECRET_FILE = sandbox_files.SECRET_FILE
 
 ENV_PREFIX = "PIXLIVE_"
 # The tests' and the bench's own variables: not settings of the server, so the check of
@@ -90,6 +92,13 @@ class Settings(BaseSettings):
     webhook_retry_scale: float = Field(1.0, gt=0, le=1)
     webhook_concurrency: int = Field(64, ge=1)
     webhook_endpoint_concurrency: int = Field(4, ge=1)
+    # The payer's page: the merchant's logo, a file that pixlive serves itself (so that the
+    # page loads nothing from another origin), and the seconds after payment before the page
+    # goes back to the charge's return_url on its own (0: it never does).
+    merchant_logo_url: str | None = None
+    return_redirect_seconds: int = Field(0, ge=0, le=60)
+    # Application logs: one JSON object a line, or text for a terminal.
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _production_has_what_it_needs(self) -> Self:
@@ -136,24 +145,18 @@ class Settings(BaseSettings):
             return self.webhook_secret.get_secret_value()
         if not self.sandbox:
             raise MissingSettings("PIXLIVE_WEBHOOK_SECRET is not set")
-        path = Path(SANDBOX_SECRET_FILE)
-        if path.exists():
-            return path.read_text().strip()
+        found = sandbox_files.read(self.secret_file)
+        if found:
+            return found
+        # Another process starting at the same moment either wins (and we read its secret)
+        # or reads ours complete, never half-written.
         value = "whsec_sandbox_" + secrets.token_urlsafe(24)
-        # Written whole under a temporary name, then linked into place: another process
-        # starting at the same moment either wins (and we read its secret) or reads ours
-        # complete, never half-written.
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value + "\n")
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            value = path.read_text().strip()
-        finally:
-            temporary.unlink()
-        return value
+        return sandbox_files.write_private(self.secret_file, value, replace=False)
+
+    @property
+    def secret_file(self) -> Path:
+        """Where the sandbox keeps its generated webhook secret: beside the database."""
+        return sandbox_files.state_dir(self.database_url) / SANDBOX_SECRET_FILE
 
     @property
     def receiver_pix_key(self) -> str:

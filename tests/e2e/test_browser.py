@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -37,6 +39,13 @@ IMG = (
 )
 TIMEOUT_MS = 10_000
 PHONE = {"width": 390, "height": 844}
+SMALL_PHONE = {"width": 375, "height": 667}
+DESKTOP = {"width": 1280, "height": 800}
+VIEWPORTS = {"390x844": PHONE, "375x667": SMALL_PHONE, "desktop": DESKTOP}
+# The zone in which the tests read the page's times (the page writes the phone's own).
+ZONE = "America/Sao_Paulo"
+MERCHANT = "Café da Serra Ltda"
+AXE = Path(__file__).resolve().parents[1] / ".npm" / "node_modules" / "axe-core" / "axe.min.js"
 
 WAITING = "Aguardando pagamento"
 PAID = "Pagamento confirmado"
@@ -93,11 +102,26 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+LOGO_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40" viewBox="0 0 40 40">'
+    '<circle cx="20" cy="20" r="18" fill="#0f766e"/></svg>'
+)
+REDIRECT_SECONDS = 4
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real server for the module (each test makes its own charges): starting one
     takes seconds, and the browser tests only read what they create."""
-    running = start_server(tmp_path_factory.mktemp("browser") / "server")
+    workdir = tmp_path_factory.mktemp("browser")
+    logo = workdir / "logo.svg"
+    logo.write_text(LOGO_SVG)
+    running = start_server(
+        workdir / "server",
+        PIXLIVE_MERCHANT_NAME=MERCHANT,
+        PIXLIVE_MERCHANT_LOGO_URL=logo.as_uri(),
+        PIXLIVE_RETURN_REDIRECT_SECONDS=str(REDIRECT_SECONDS),
+    )
     try:
         yield running
     finally:
@@ -149,16 +173,22 @@ class Browsing:
         assert problems == [], "\n".join(problems)
 
 
+def new_browsing(browser: Any, viewport: dict[str, int], **options: Any) -> Browsing:
+    context = browser.new_context(
+        viewport=viewport, device_scale_factor=1, locale="pt-BR", timezone_id=ZONE, **options
+    )
+    context.add_init_script(WATCH_CSP)
+    return Browsing(context)
+
+
 @pytest.fixture
 def browsing(browser: Any) -> Iterator[Browsing]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1, locale="pt-BR")
-    context.add_init_script(WATCH_CSP)
-    session = Browsing(context)
+    session = new_browsing(browser, PHONE)
     try:
         yield session
         session.check_clean()
     finally:
-        context.close()
+        session.context.close()
 
 
 def expect() -> Any:
@@ -412,3 +442,290 @@ def test_reconnects_after_the_socket_drops_and_still_turns_paid(
     paid_in_place(page, server, charge["id"])
     assert page.locator("#payment").get_attribute("data-transport") == "websocket"
     assert any('"payment.paid"' in m for m in received[1]), received
+
+
+# 8. what the payer sees: whom they pay, the deadline, the receipt, the way back ---------------
+
+
+def brasilia(iso_time: str) -> datetime:
+    return datetime.fromisoformat(iso_time.replace("Z", "+00:00")).astimezone(ZoneInfo(ZONE))
+
+
+def test_the_page_names_the_merchant_and_shows_its_logo_from_our_origin(
+    server: Server, browsing: Browsing
+) -> None:
+    charge = server.create_charge("12.34")
+    tab = browsing.open()
+    images: list[str] = []
+    tab.page.on("response", lambda r: images.append(r.url) if "logo" in r.url else None)
+    page = open_charge(tab, charge)
+    check = expect()
+    check(page.get_by_role("heading", level=1)).to_have_text(MERCHANT)
+    logo = page.locator("#merchant-logo")
+    check(logo).to_be_visible()
+    page.wait_for_function(
+        "() => { const img = document.getElementById('merchant-logo');"
+        " return img.complete && img.naturalWidth > 0; }"
+    )
+    assert images and all(url.startswith(server.url + "/") for url in images), images
+    answer = server.http.get("/merchant/logo")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+    assert answer.text == LOGO_SVG
+
+
+def test_on_a_small_phone_the_code_and_its_button_come_before_the_qr_code(
+    server: Server, browser: Any
+) -> None:
+    charge = server.create_charge("1234.56", description="Pedido #2048 · Café em grãos 1 kg")
+    for viewport, code_first in ((SMALL_PHONE, True), (PHONE, True), (DESKTOP, False)):
+        session = new_browsing(browser, viewport)
+        try:
+            page = open_charge(session.open(), charge)
+            copy = page.locator("#copy").bounding_box()
+            code = page.locator("#code").bounding_box()
+            qr = page.locator("#qr").bounding_box()
+            assert copy and code and qr
+            if code_first:
+                # Copy without scrolling: the button is whole inside the first screen.
+                assert copy["y"] + copy["height"] <= viewport["height"], (viewport, copy)
+                assert code["y"] < copy["y"] < qr["y"], (viewport, code, copy, qr)
+            else:
+                assert qr["y"] < code["y"], (viewport, qr, code)
+            session.check_clean()
+        finally:
+            session.context.close()
+
+
+def test_the_deadline_shows_beside_the_countdown(server: Server, browsing: Browsing) -> None:
+    charge = server.create_charge("12.34", expires_in=3600)
+    page = open_charge(browsing.open(), charge)
+    due = brasilia(charge["expires_at"])
+    today = datetime.now(ZoneInfo(ZONE)).date()
+    expected = (
+        f"Pague até {due:%H:%M}" if due.date() == today else f"Pague até {due:%d/%m} às {due:%H:%M}"
+    )
+    expect()(page.locator("#deadline")).to_have_text(expected)
+    expect()(page.locator("#countdown")).to_have_text(re.compile(r"^Expira em \d\d:\d\d$"))
+
+
+def test_without_javascript_the_deadline_shows_and_the_page_follows_the_charge(
+    server: Server, browser: Any
+) -> None:
+    charge = server.create_charge("12.34", expires_in=3600)
+    session = new_browsing(browser, SMALL_PHONE, java_script_enabled=False)
+    try:
+        page = open_charge(session.open(), charge)
+        due = brasilia(charge["expires_at"])
+        expect()(page.locator("#deadline")).to_contain_text(f"{due:%H:%M}")
+        expect()(page.locator("#deadline")).to_contain_text("Pague até")
+        assert server.pay(charge["id"]).json()["results"][0]["outcome"] == "paid"
+        # The page reloads itself (every 5 s) and shows the payment with its receipt.
+        expect()(page.locator("#status")).to_have_text(PAID, timeout=15_000)
+        expect()(page.locator("#receipt")).to_be_visible()
+        expect()(page.locator("#end-to-end-id")).to_have_text(
+            server.charge(charge["id"])["end_to_end_id"]
+        )
+    finally:
+        session.context.close()
+
+
+def test_after_payment_the_receipt_and_the_way_back_to_the_shop(
+    server: Server, browsing: Browsing
+) -> None:
+    shop = server.url + "/?voltou=1"
+    charge = server.create_charge("12.34", return_url=shop)
+    page = open_charge(browsing.open(), charge)
+    check = expect()
+    check(page.locator("#amount-label")).to_have_text("Valor a pagar")
+    check(page.locator("#receipt")).to_be_hidden()
+    check(page.locator("#return")).to_be_hidden()
+    transport(page, "websocket")
+
+    paid_in_place(page, server, charge["id"])
+    paid = server.charge(charge["id"])
+    check(page.locator("#amount-label")).to_have_text("Valor pago")
+    check(page.locator("#receipt")).to_be_visible()
+    check(page.locator("#end-to-end-id")).to_have_text(paid["end_to_end_id"])
+    when = brasilia(paid["paid_at"])
+    check(page.locator("#paid-at")).to_have_text(f"{when:%d/%m/%Y} às {when:%H:%M}")
+    link = page.get_by_role("link", name="Voltar para a loja")
+    check(link).to_have_attribute("href", shop)
+    check(page.locator("#redirect-note")).to_contain_text("Voltando para a loja em")
+    # The merchant asked for a redirect after a few seconds: the page goes back by itself.
+    page.wait_for_url(shop, timeout=(REDIRECT_SECONDS + 8) * 1000)
+
+
+def test_the_payer_may_stay_on_the_receipt(server: Server, browsing: Browsing) -> None:
+    charge = server.create_charge("12.34", return_url=server.url + "/?voltou=1")
+    page = open_charge(browsing.open(), charge)
+    transport(page, "websocket")
+    paid_in_place(page, server, charge["id"])
+    page.get_by_role("button", name="Ficar nesta página").click()
+    check = expect()
+    check(page.locator("#redirect-note")).to_have_text("Você continua nesta página.")
+    page.wait_for_timeout((REDIRECT_SECONDS + 1) * 1000)
+    assert "/payments/pix/" in page.url
+    # A receipt opened again later stays on screen too, with its details from the server.
+    page.reload()
+    check(page.locator("#amount-label")).to_have_text("Valor pago")
+    check(page.locator("#end-to-end-id")).to_have_text(server.charge(charge["id"])["end_to_end_id"])
+    check(page.locator("#redirect-note")).to_be_hidden()
+
+
+def test_cancelled_and_expired_say_what_to_do(server: Server, browsing: Browsing) -> None:
+    shop = server.url + "/?voltou=1"
+    charge = server.create_charge("12.34", return_url=shop)
+    page = open_charge(browsing.open(), charge)
+    transport(page, "websocket")
+    answer = server.http.post(f"/payments/pix/{charge['id']}/cancel", headers=server.auth)
+    assert answer.status_code == 200, answer.text
+    check = expect()
+    check(page.locator("#status")).to_have_text(CANCELLED)
+    check(page.locator(".detail-cancelled")).to_contain_text("peça uma nova cobrança")
+    check(page.get_by_role("link", name="Voltar para a loja")).to_have_attribute("href", shop)
+    check(page.locator("#receipt")).to_be_hidden()
+
+
+def test_simulating_by_keyboard_keeps_the_focus_on_the_page(
+    server: Server, browsing: Browsing
+) -> None:
+    charge = server.create_charge("12.34")
+    page = open_charge(browsing.open(), charge)
+    transport(page, "websocket")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "simulate":
+            break
+    else:
+        raise AssertionError("Tab never reached the Simular pagamento button")
+    page.keyboard.press("Enter")
+    expect()(page.locator("#status")).to_have_text(PAID)
+    focused = page.evaluate("document.activeElement.id")
+    assert focused == "state", f"focus went to {focused or 'body'}"
+
+
+def test_home_form_takes_brazilian_money_and_explains_in_portuguese(
+    server: Server, browsing: Browsing
+) -> None:
+    tab = browsing.open()
+    tab.blocked.append("/sandbox/charges")  # the browser logs the 422 it was given: expected
+    page = tab.page
+    page.goto(server.url + "/")
+    page.get_by_label("Valor (R$)").fill("1.234,56")
+    page.get_by_role("button", name="Criar cobrança de teste").click()
+    page.wait_for_url(re.compile(r"/payments/pix/[A-Za-z0-9]{25}$"))
+    expect()(page.locator("#amount")).to_have_text("R$ 1.234,56")
+
+    page.goto(server.url + "/")
+    field = page.get_by_label("Valor (R$)")
+    field.fill("doze reais")
+    page.get_by_role("button", name="Criar cobrança de teste").click()
+    alert = page.get_by_role("alert")
+    expect()(alert).to_contain_text("Não entendemos o valor")
+    expect()(page.get_by_label("Valor (R$)")).to_have_attribute("aria-invalid", "true")
+    expect()(page.get_by_label("Valor (R$)")).to_have_value("doze reais")
+
+
+def test_a_mistyped_link_shows_a_page_in_portuguese(server: Server, browsing: Browsing) -> None:
+    page = browsing.open().page
+    for path, title in (
+        ("/payments/pix/" + "Q" * 25, "Cobrança não encontrada"),
+        ("/payments/pix/abc", "Cobrança não encontrada"),
+        ("/nada-aqui", "Página não encontrada"),
+    ):
+        response = page.goto(server.url + path)
+        assert response is not None and response.status == 404
+        assert response.headers["content-type"].startswith("text/html")
+        expect()(page.get_by_role("heading", level=1)).to_have_text(title)
+    browsing.tabs[0].errors.clear()  # the browser logs each 404 it was given: expected
+
+
+# 9. accessibility: axe-core on every page, in every state, at every size -----------------------
+
+
+def axe_or_skip() -> str:
+    if AXE.exists():
+        return AXE.read_text()
+    reason = f"axe-core is not installed at {AXE} (make test installs it with npm)"
+    if REQUIRE:
+        pytest.fail(f"{reason} and PIXLIVE_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+def axe_violations(page: Any, source: str) -> list[str]:
+    # Evaluated by the browser's debugger, which the page's CSP does not govern: the page
+    # itself keeps its policy (and the test its check that nothing breaks it).
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(source)
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.target.join(' ')).join(', '))"
+    )
+    return list(found)
+
+
+def _pages(server: Server) -> list[tuple[str, str, Callable[[Any], None]]]:
+    """(name, path, what to do once it is open) for every page a person can meet."""
+    active = server.create_charge("1234.56", description="Pedido #1 · Café", return_url=server.url)
+    paid = server.create_charge("12.34", return_url=server.url + "/?voltou=1")
+    server.pay(paid["id"])
+    cancelled = server.create_charge("12.34", return_url=server.url)
+    server.http.post(f"/payments/pix/{cancelled['id']}/cancel", headers=server.auth)
+    expired = server.create_charge("12.34", expires_in=60)
+    with closing(sqlite3.connect(server.workdir / "pixlive.db", timeout=10)) as db, db:
+        db.execute(
+            "UPDATE charges SET expires_at = ? WHERE id = ?",
+            (int(time.time() * 1000) - 1000, expired["id"]),
+        )
+    live = server.create_charge("12.34", return_url=server.url + "/?voltou=1")
+
+    def nothing(page: Any) -> None:
+        pass
+
+    def pay_live(page: Any) -> None:
+        transport(page, "websocket")
+        server.pay(live["id"])
+        expect()(page.locator("#status")).to_have_text(PAID)
+        page.get_by_role("button", name="Ficar nesta página").click()
+
+    def bad_form(page: Any) -> None:
+        page.get_by_label("Valor (R$)").fill("1.234")
+        page.get_by_role("button", name="Criar cobrança de teste").click()
+        expect()(page.get_by_role("alert")).to_be_visible()
+
+    def status(text: str) -> Callable[[Any], None]:
+        return lambda page: expect()(page.locator("#status")).to_have_text(text)
+
+    return [
+        ("home", "/", nothing),
+        ("home with errors", "/", bad_form),
+        ("active", f"/payments/pix/{active['id']}", status(WAITING)),
+        ("paid", f"/payments/pix/{paid['id']}", status(PAID)),
+        ("paid live", f"/payments/pix/{live['id']}", pay_live),
+        ("cancelled", f"/payments/pix/{cancelled['id']}", status(CANCELLED)),
+        ("expired", f"/payments/pix/{expired['id']}", status(EXPIRED)),
+        ("charge not found", "/payments/pix/" + "Q" * 25, nothing),
+        ("page not found", "/nada-aqui", nothing),
+    ]
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_no_axe_violations_on_any_page(server: Server, browser: Any, size: str) -> None:
+    source = axe_or_skip()
+    session = new_browsing(browser, VIEWPORTS[size])
+    found: dict[str, list[str]] = {}
+    try:
+        tab = session.open()
+        # The browser logs each error status it was given: those are expected here.
+        tab.blocked.extend(["/sandbox/charges", "/nada-aqui", "Q" * 25])
+        for name, path, then in _pages(server):
+            tab.page.goto(server.url + path)
+            then(tab.page)
+            violations = axe_violations(tab.page, source)
+            if violations:
+                found[name] = violations
+        session.check_clean()
+    finally:
+        session.context.close()
+    assert found == {}, "\n".join(f"{name}: {v}" for name, vs in found.items() for v in vs)

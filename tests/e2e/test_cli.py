@@ -236,6 +236,20 @@ def test_production_has_no_sandbox(production: Server) -> None:
     assert production.charge(charge["id"])["status"] == "ACTIVE"
 
 
+def test_production_takes_only_https_return_urls(production: Server) -> None:
+    before = production.charges()
+    answer = production.http.post(
+        "/payments/pix",
+        json={"value": "12.34", "return_url": "http://padaria.example/obrigado"},
+        headers=production.auth,
+    )
+    assert_error(answer, 422, "invalid_return_url")
+    assert "https" in answer.json()["error"]["message"]
+    assert production.charges() == before
+    charge = production.create_charge("12.34", return_url="https://padaria.example/obrigado")
+    assert charge["return_url"] == "https://padaria.example/obrigado"
+
+
 def test_production_never_prints_the_secret(production: Server) -> None:
     assert production.log is not None
     output = production.log.read_text()

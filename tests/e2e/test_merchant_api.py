@@ -26,7 +26,7 @@ PUBLIC_FIELDS = {
     "payment_url",
     "last_event_id",
 }
-MERCHANT_FIELDS = PUBLIC_FIELDS | {"payer", "metadata"}
+MERCHANT_FIELDS = PUBLIC_FIELDS | {"payer", "metadata", "return_url"}
 CHARGE_ID = re.compile(r"[A-Za-z0-9]{25}")
 ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 VALID_CPF = "529.982.247-25"

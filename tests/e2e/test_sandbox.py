@@ -181,3 +181,85 @@ def test_static_assets_are_served(shared_server: Server) -> None:
         answer = shared_server.http.get(asset)
         assert answer.status_code == 200, asset
         assert answer.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_demo_charge_takes_brazilian_money_and_answers_in_portuguese(
+    shared_server: Server,
+) -> None:
+    payment_id = make_demo_charge(shared_server, value="1.234,56")
+    assert shared_server.charge(payment_id)["value"] == "1234.56"
+
+    before = shared_server.charges()
+    refused = shared_server.http.post(
+        "/sandbox/charges", data={"value": "10,00", "description": "x" * 141}
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "A descrição pode ter até 140 caracteres." in refused.text
+    ambiguous = shared_server.http.post("/sandbox/charges", data={"value": "1.234"})
+    assert ambiguous.status_code == 422
+    assert "por exemplo 1.234,00" in ambiguous.text
+    assert shared_server.charges() == before
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [
+        ("/payments/pix/" + "Q" * 25, "Cobrança não encontrada"),
+        ("/payments/pix/mistyped", "Cobrança não encontrada"),
+        ("/payments/pix/" + "Q" * 25 + "/qrcode.svg", "Cobrança não encontrada"),
+        ("/nada", "Página não encontrada"),
+    ],
+)
+def test_a_browser_meets_errors_as_pages_in_portuguese(
+    shared_server: Server, path: str, title: str
+) -> None:
+    page = shared_server.http.get(path, headers=BROWSER)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert title in page.text
+    assert parse(page.text).find("html")[0].get("lang") == "pt-BR"
+    # The same URL still answers the error JSON to a program.
+    assert_error(shared_server.http.get(path), 404)
+
+
+def test_return_url_is_kept_and_shown_to_the_merchant(shared_server: Server) -> None:
+    shop = "https://loja.example/pedidos/1024?status=pago"
+    charge = shared_server.create_charge("12.34", return_url=shop)
+    assert charge["return_url"] == shop
+    assert shared_server.charge(charge["id"])["return_url"] == shop
+    # The public view does not carry it; the page does, as its link back.
+    assert "return_url" not in shared_server.charge(charge["id"], merchant=False)
+    page = shared_server.http.get(charge["payment_url"], headers=BROWSER)
+    links = [a for a in parse(page.text).find("a") if a.get("id") == "return-link"]
+    assert [a.get("href") for a in links] == [shop]
+    # In the sandbox a local shop over plain HTTP is fine.
+    local = shared_server.create_charge("12.34", return_url="http://127.0.0.1:3000/obrigado")
+    assert local["return_url"] == "http://127.0.0.1:3000/obrigado"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "/relative/path",
+        "https://user:pass@loja.example/",
+        "https://loja.example/a b",
+        "https://",
+        "https://loja.example/" + "a" * 2000,
+    ],
+)
+def test_a_return_url_that_is_not_a_web_address_is_refused(shared_server: Server, bad: str) -> None:
+    before = shared_server.charges()
+    answer = shared_server.http.post(
+        "/payments/pix",
+        json={"value": "12.34", "return_url": bad},
+        headers=shared_server.auth,
+    )
+    assert_error(answer, 422)
+    assert "return_url" in answer.json()["error"]["message"]
+    assert shared_server.charges() == before

@@ -14,11 +14,11 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pixlive.adapters.database import database_from_url
-from pixlive.adapters.migrate import alembic_url, upgrade
+from pixlive.adapters.migrate import alembic_url, head_revision, upgrade
 from pixlive.adapters.schema import metadata
 
 TABLES = set(metadata.tables)  # the schema test below checks the migrations make them all
-HEAD = "0002"
+HEAD = head_revision()
 
 
 async def _query(url: str, sql: str) -> list[Any]:

@@ -62,7 +62,7 @@ class IdempotencyRecord:
 
 CHARGE_COLUMNS = (
     "id, value, status, description, created_at, expires_at, paid_at, end_to_end_id, "
-    "payer, metadata, brcode, last_event_id"
+    "payer, metadata, brcode, last_event_id, return_url"
 )
 
 
@@ -86,6 +86,7 @@ def charge_from_row(row: Row) -> Charge:
         metadata,
         brcode,
         last_event_id,
+        return_url,
     ) = row
     payer = orjson.loads(payer) if payer else None
     return Charge(
@@ -101,6 +102,7 @@ def charge_from_row(row: Row) -> Charge:
         metadata=orjson.loads(metadata) if metadata else {},
         brcode=brcode,
         last_event_id=last_event_id,
+        return_url=return_url,
     )
 
 
@@ -223,8 +225,8 @@ class Repository:
             payer = _dumps({k: v for k, v in vars(charge.payer).items() if v is not None})
         await self.conn.execute(
             "INSERT INTO charges (id, value, status, description, created_at, expires_at, "
-            "payer, metadata, brcode, last_event_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
+            "payer, metadata, brcode, last_event_id, return_url) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10)",
             charge.id,
             charge.value,
             charge.status.value,
@@ -234,6 +236,7 @@ class Repository:
             payer,
             _dumps(charge.metadata),
             charge.brcode,
+            charge.return_url,
         )
 
     async def save_status(self, charge: Charge, *, expected: Status) -> bool:

@@ -26,6 +26,7 @@ charges = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False),
     sa.Column("brcode", sa.Text, nullable=False),
     sa.Column("last_event_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("return_url", sa.Text),
     sa.Index("ix_charges_created", "created_at", "id"),
     sa.Index("ix_charges_status_created", "status", "created_at", "id"),
     sa.Index("ix_charges_active_expiry", "status", "expires_at"),

@@ -31,7 +31,7 @@ from pixlive.api import (
 from pixlive.api.headers import SecurityHeaders
 from pixlive.api.limits import BodyLimit
 from pixlive.api.models import ErrorOut
-from pixlive.api.pages import WEB
+from pixlive.api.pages import WEB, load_logo, logo_router
 from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import Runtime
 from pixlive.settings import Settings
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(ops.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(logo_router(load_logo(settings)))
     if settings.sandbox:
         app.include_router(sandbox.router)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")

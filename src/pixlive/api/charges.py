@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -72,12 +73,19 @@ async def create_charge(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> MerchantChargeOut:
     runtime.create_rate.take(api_key.id)
+    if (
+        body.return_url
+        and not runtime.settings.sandbox
+        and urlsplit(body.return_url).scheme != "https"
+    ):
+        raise ApiError(422, "invalid_return_url", "in production, return_url must be https")
     command = NewCharge(
         value=body.value,
         expires_in=body.expires_in,
         description=body.description,
         payer=Payer(**body.payer.model_dump()) if body.payer else None,
         metadata=body.metadata,
+        return_url=body.return_url,
     )
     idempotency = None
     if idempotency_key is not None:

@@ -6,10 +6,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pixlive.adapters.errors import DatabaseUnavailable, InvalidData
+from pixlive.api.pages import render_error_page, wants_html
 from pixlive.domain.errors import (
     ChargeFinal,
     ChargeNotFound,
@@ -109,27 +110,37 @@ def _validation_message(
     return 422, "invalid_request", "; ".join(parts) or "invalid request"
 
 
+def _answer(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    # A browser that opened a mistyped link gets a page in Portuguese, not raw JSON.
+    if wants_html(request):
+        return render_error_page(request, status, headers)
+    return error_response(status, code, message, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return _answer(request, exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return error_response(_DOMAIN_STATUS.get(type(exc), 400), exc.code, str(exc))
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        return _answer(request, _DOMAIN_STATUS.get(type(exc), 400), exc.code, str(exc))
 
     @app.exception_handler(Refused)
-    async def _refused(request: Request, exc: Refused) -> JSONResponse:
-        return error_response(429, exc.code, exc.message, {"Retry-After": str(exc.retry_after)})
+    async def _refused(request: Request, exc: Refused) -> Response:
+        return _answer(request, 429, exc.code, exc.message, {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(InvalidData)
-    async def _invalid_data(request: Request, exc: InvalidData) -> JSONResponse:
-        return error_response(422, "invalid_request", "a value cannot be stored as given")
+    async def _invalid_data(request: Request, exc: InvalidData) -> Response:
+        return _answer(request, 422, "invalid_request", "a value cannot be stored as given")
 
     @app.exception_handler(DatabaseUnavailable)
-    async def _database(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    async def _database(request: Request, exc: DatabaseUnavailable) -> Response:
         log.warning("database unavailable: %s", exc)
-        return error_response(
+        return _answer(
+            request,
             503,
             "database_unavailable",
             "the database is unreachable; retry later",
@@ -137,17 +148,17 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         status, code, message = _validation_message(exc, request.headers.get("content-type"))
-        return error_response(status, code, message)
+        return _answer(request, status, code, message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+        return _answer(request, exc.status_code, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Starlette logs the traceback after this answer; the client gets the usual shape.
-        return error_response(500, "internal_error", "an unexpected error occurred")
+        return _answer(request, 500, "internal_error", "an unexpected error occurred")

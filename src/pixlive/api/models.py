@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -105,6 +106,20 @@ class PayerIn(BaseModel):
         return self
 
 
+def _return_url(value: str) -> str:
+    # Where the page's "Voltar para a loja" leads: an absolute web address, nothing a link
+    # could turn into script (javascript:) or a credential (user:pass@). HTTPS in
+    # production is checked where the settings are known.
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("return_url must be an absolute http(s) URL")
+    if parsed.username is not None or parsed.password is not None:
+        raise ValueError("return_url must not carry a user name or password")
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValueError("return_url must not contain spaces or control characters")
+    return value
+
+
 class ChargeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -115,6 +130,7 @@ class ChargeCreate(BaseModel):
     metadata: Annotated[
         dict[str, Annotated[str, Field(max_length=500, pattern=NO_NUL)]], AfterValidator(_metadata)
     ] = Field(default_factory=dict)
+    return_url: Annotated[str, Field(max_length=2000), AfterValidator(_return_url)] | None = None
 
 
 class ChargeOut(BaseModel):
@@ -163,12 +179,18 @@ class MerchantChargeOut(ChargeOut):
 
     payer: PayerOut | None
     metadata: dict[str, str]
+    return_url: str | None = None
 
     @classmethod
     def of(cls, charge: Charge, base_url: str) -> MerchantChargeOut:
         public = ChargeOut.of(charge, base_url)
         payer = PayerOut(**vars(charge.payer)) if charge.payer else None
-        return cls(**public.model_dump(), payer=payer, metadata=charge.metadata)
+        return cls(
+            **public.model_dump(),
+            payer=payer,
+            metadata=charge.metadata,
+            return_url=charge.return_url,
+        )
 
 
 class ChargeList(BaseModel):

@@ -68,6 +68,8 @@ class Charge:
     payer: Payer | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     last_event_id: int = 0
+    # Where the payment page sends the payer back to the merchant's shop, if anywhere.
+    return_url: str | None = None
 
     def status_at(self, now: datetime) -> Status:
         """The status a reader must see: an ACTIVE charge past its expiry is EXPIRED

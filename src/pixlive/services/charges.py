@@ -30,6 +30,7 @@ class NewCharge:
     description: str | None = None
     payer: Payer | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    return_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ async def create_charge(
         description=command.description,
         payer=command.payer,
         metadata=dict(command.metadata),
+        return_url=command.return_url,
     )
     await uow.repo.add_charge(charge)
     recorded = await uow.record(charge.created_event())

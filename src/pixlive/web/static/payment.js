@@ -45,12 +45,43 @@
   let status = root.dataset.status;
   let lastEventId = Number(root.dataset.lastEventId) || 0;
   let expiresAt = Date.parse(root.dataset.expiresAt);
+  const redirectSeconds = Number(root.dataset.redirectSeconds) || 0;
+
+  /* ---------------- times, in the payer's own zone (the server wrote Brasília's) ---------------- */
+
+  function two(n) { return String(n).padStart(2, "0"); }
+  function hhmm(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
+  function ddmm(d) { return two(d.getDate()) + "/" + two(d.getMonth() + 1); }
+
+  function deadlineText(ms) {
+    const d = new Date(ms);
+    const today = new Date();
+    const sameDay = d.toDateString() === today.toDateString();
+    return "Pague até " + (sameDay ? hhmm(d) : ddmm(d) + " às " + hhmm(d));
+  }
+
+  function momentText(ms) {
+    const d = new Date(ms);
+    return ddmm(d) + "/" + d.getFullYear() + " às " + hhmm(d);
+  }
+
+  function showDeadline() {
+    const el = $("deadline");
+    if (el && !Number.isNaN(expiresAt)) el.textContent = deadlineText(expiresAt);
+  }
+
+  function showReceipt(paidAt, endToEndId) {
+    const when = Date.parse(paidAt);
+    if (!Number.isNaN(when)) $("paid-at").textContent = momentText(when);
+    if (endToEndId) $("end-to-end-id").textContent = endToEndId;
+  }
 
   /* ---------------- the page ---------------- */
 
   function setStatus(next) {
     if (!LABELS[next]) return;
-    if (next !== status) {
+    const changed = next !== status;
+    if (changed) {
       status = next;
       // Only touch the live region on a change, so readers announce each change once.
       statusEl.textContent = LABELS[next];
@@ -60,17 +91,62 @@
     for (const s of Object.keys(LABELS)) {
       root.classList.toggle("status-" + s.toLowerCase(), s === next);
     }
-    if (FINAL.has(next)) finish();
+    if (FINAL.has(next)) finish(changed);
   }
 
   // A final status: nothing left to pay, count or listen to.
-  function finish() {
-    for (const id of ["pay", "simulate-form", "countdown"]) {
+  function finish(changed) {
+    const focused = document.activeElement;
+    const hide = ["pay", "simulate-form", "deadline-line"];
+    const lostFocus = changed && (!focused || focused === document.body ||
+      hide.some((id) => { const el = $(id); return el && el.contains(focused); }));
+    for (const id of hide) {
       const el = $(id);
       if (el) el.hidden = true;
     }
+    if (status === "PAID") {
+      $("amount-label").textContent = "Valor pago";
+      $("receipt").hidden = false;
+    }
+    const back = $("return");
+    if (back) back.hidden = false;
+    // The control the keyboard was on has just gone: carry focus to the news, not <body>.
+    if (lostFocus) $("state").focus();
     clearTimeout(countdownTimer);
     stop();
+    // Only right after paying: a receipt opened again later stays on screen.
+    if (changed && status === "PAID" && back && redirectSeconds > 0) startRedirect();
+  }
+
+  /* ---------------- back to the shop on its own, after payment (if the merchant asked) ---------------- */
+
+  let redirectTimer = null;
+
+  function startRedirect() {
+    const link = $("return-link");
+    const note = $("redirect-note");
+    const stay = $("stay");
+    let left = redirectSeconds;
+    const show = () => {
+      note.textContent = "Voltando para a loja em " + left + (left === 1 ? " segundo…" : " segundos…");
+    };
+    note.hidden = false;
+    stay.hidden = false;
+    show();
+    const step = () => {
+      left -= 1;
+      if (left <= 0) { location.assign(link.href); return; }
+      show();
+      redirectTimer = setTimeout(step, 1000);
+    };
+    redirectTimer = setTimeout(step, 1000);
+    // However long the wait, the payer may want to keep the receipt on screen.
+    stay.addEventListener("click", () => {
+      clearTimeout(redirectTimer);
+      note.textContent = "Você continua nesta página.";
+      stay.hidden = true;
+      link.focus();
+    });
   }
 
   function showNotice(text) {
@@ -81,7 +157,7 @@
 
   let countdownTimer = null;
 
-  function pad(n) { return String(n).padStart(2, "0"); }
+  const pad = two;
 
   function formatRemaining(ms) {
     const total = Math.floor(ms / 1000);   // 30 min shows 29:59 at once, as payers expect
@@ -120,7 +196,11 @@
     const exp = Date.parse(snap.payment.expires_at);
     if (!Number.isNaN(exp) && exp !== expiresAt) {
       expiresAt = exp;
+      showDeadline();
       tick();
+    }
+    if (snap.payment.status === "PAID") {
+      showReceipt(snap.payment.paid_at, snap.payment.end_to_end_id);
     }
     setStatus(snap.payment.status);
   }
@@ -132,6 +212,7 @@
     if (ev.type === "payment.mismatch") {
       showNotice(MISMATCH_TEXT); // money arrived but the charge is unchanged
     } else if (STATUS_OF_EVENT[ev.type]) {
+      if (ev.type === "payment.paid") showReceipt(ev.at, (ev.data || {}).end_to_end_id);
       setStatus(STATUS_OF_EVENT[ev.type]);
     }
   }
@@ -338,10 +419,14 @@
 
   const simForm = $("simulate-form");
   if (simForm) {
+    const btn = $("simulate");
+    let busy = false;
     simForm.addEventListener("submit", async (e) => {
       e.preventDefault();   // no reload: the live stream shows the result
-      const btn = $("simulate");
-      btn.disabled = true;
+      if (busy) return;
+      // Not `disabled`: a disabled button drops the keyboard's focus to <body>.
+      busy = true;
+      btn.setAttribute("aria-disabled", "true");
       try {
         const res = await fetch(simForm.action, {
           method: "POST",
@@ -353,7 +438,8 @@
       } catch (err) {
         showNotice("Não foi possível simular o pagamento. Tente de novo.");
       } finally {
-        btn.disabled = false;
+        busy = false;
+        btn.removeAttribute("aria-disabled");
       }
     });
   }
@@ -362,6 +448,7 @@
 
   setStatus(status);
   if (!FINAL.has(status)) {
+    showDeadline();
     tick();
     connect();
   }
