@@ -19,8 +19,9 @@ $(RUN_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $(RUN_STAMP)
 
-$(STAMP): $(RUN_STAMP)
+$(STAMP): $(RUN_STAMP) clients/python/pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e clients/python
 	touch $(STAMP)
 
 $(AXE):
@@ -35,7 +36,7 @@ run: $(RUN_STAMP)
 	$(VENV)/bin/pixlive serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests soak bench
+	$(VENV)/bin/ruff check src tests soak bench clients
 	$(VENV)/bin/ruff format --check src
 	$(VENV)/bin/mypy
 
