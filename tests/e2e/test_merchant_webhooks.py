@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import Server, assert_error, start_server
 from tests.e2e.webhook_receiver import Received, receiver
+from tests.webhook_schemas import validate
 
 # The schedule shrunk 10,000 times (sandbox only): 0, 0.5 ms, 30 ms, 180 ms, 0.72 s, ...
 FAST = {"PIXLIVE_WEBHOOK_RETRY_SCALE": "0.0001"}
@@ -63,6 +64,7 @@ def test_a_paid_charge_reaches_the_endpoint_signed_with_its_metadata(server: Ser
         (got,) = hook.wait_count(1)
         assert got.verified, got.headers
         body = got.json
+        validate(body)
         assert body["type"] == "payment.paid"
         assert body["data"]["payment_id"] == charge["id"]
         assert body["data"]["charge"]["metadata"] == {"order": "A-17"}
@@ -114,6 +116,7 @@ def test_410_disables_the_endpoint_after_one_attempt(fast_server: Server) -> Non
         (notice,) = other.wait_count(1)
         assert notice.verified
         assert notice.json["type"] == "webhook_endpoint.disabled"
+        validate(notice.json)
         assert notice.json["data"]["endpoint_id"] == endpoint["id"]
         assert notice.json["data"]["reason"] == "gone"
         shown = fast_server.http.get(
@@ -245,3 +248,20 @@ def test_events_are_listed_redelivered_and_replayed(server: Server) -> None:
         kinds = sorted(d["kind"] for d in settled(server, endpoint["id"], 5))
         assert kinds == ["event", "event", "redeliver", "replay", "replay"]
         assert_error(server.http.post("/events/999999/redeliver", headers=server.auth), 404)
+
+
+def test_every_delivered_body_is_as_docs_webhooks_md_shows(fast_server: Server) -> None:
+    with receiver() as hook:
+        endpoint = register(fast_server, hook.url)
+        hook.secrets = [endpoint["secret"]]
+        paid = fast_server.create_charge("5.00", metadata={"order": "1"}, description="x")
+        fast_server.pay(paid["id"], "5.00")
+        cancelled = fast_server.create_charge()
+        fast_server.http.post(f"/payments/pix/{cancelled['id']}/cancel", headers=fast_server.auth)
+        short = fast_server.create_charge("9.99")
+        fast_server.pay(short["id"], "9.98")
+        wanted = {"payment.created", "payment.paid", "payment.cancelled", "payment.mismatch"}
+        seen = hook.wait_for(lambda got: wanted <= {r.json["type"] for r in got})
+        for got in seen:
+            assert got.verified
+            validate(got.json)
