@@ -47,6 +47,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    if settings.webhook_auth == "mtls" and not (args.tls_cert and args.client_ca):
+        print(
+            "pixlive: PIXLIVE_WEBHOOK_AUTH=mtls needs --tls-cert, --tls-key and --client-ca "
+            "(the PSP's CA): the verified client certificate is the webhook's authentication",
+            file=sys.stderr,
+        )
+        return 2
     base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
     try:
         asyncio.run(check_database(settings.database_url))

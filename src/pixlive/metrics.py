@@ -32,3 +32,13 @@ webhook_queue_depth = Gauge("pixlive_webhook_queue_depth", "Merchant webhook del
 webhook_oldest_pending = Gauge(
     "pixlive_webhook_oldest_pending_seconds", "How long the oldest due delivery has waited"
 )
+psp_errors = Counter("pixlive_psp_errors_total", "Calls to the PSP (API Pix) that failed", ["kind"])
+psp_latency = Histogram(
+    "pixlive_psp_call_seconds", "Time of a call to the PSP (API Pix)", ["operation"]
+)
+reconcile_found = Counter(
+    "pixlive_reconcile_found_total", "Pix found by the GET /pix sweep that no webhook had brought"
+)
+reconcile_lag = Gauge(
+    "pixlive_reconcile_lag_seconds", "How far behind now the last completed sweep reached"
+)

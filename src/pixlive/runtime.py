@@ -8,6 +8,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from pixlive.adapters.apipix.factory import psp_from_settings
 from pixlive.adapters.bus import bus_from_url
 from pixlive.adapters.database import Database, database_from_url
 from pixlive.adapters.errors import DatabaseUnavailable
@@ -42,6 +43,7 @@ class Runtime:
         )
         self.writer = GroupCommitWriter(self.db, crash_after_commit(self._committed))
         self.webhooks = Webhooks(settings, self.writer, self.db)
+        self.psp = psp_from_settings(settings)
         self.receiver = Receiver(
             pix_key=settings.receiver_pix_key,
             name=settings.receiver_name,
@@ -70,6 +72,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.webhooks.close()
+        if self.psp is not None:
+            await self.psp.close()
         await self.writer.close()
         await self.hub.close()
         await self.db.close()

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./pixlive.db"
     bus_url: str = "memory://"
     webhook_secret: SecretStr | None = None
-    webhook_auth: Literal["signature", "token"] = "signature"
+    webhook_auth: Literal["signature", "token", "mtls"] = "signature"
     webhook_tolerance_seconds: int = Field(300, ge=1)
     pix_key: str | None = None
     merchant_name: str | None = None
@@ -99,6 +99,39 @@ class Settings(BaseSettings):
     return_redirect_seconds: int = Field(0, ge=0, le=60)
     # Application logs: one JSON object a line, or text for a terminal.
     log_format: Literal["text", "json"] = "text"
+    # The merchant's PSP (DESIGN.md "Connecting a PSP"; docs/psp.md). With `apipix` the
+    # webhook is authenticated by the PSP's verified client certificate unless told otherwise.
+    psp: Literal["none", "apipix"] = "none"
+    psp_api_url: str | None = None
+    psp_token_url: str | None = None
+    psp_client_id: str | None = None
+    psp_client_secret: SecretStr | None = None
+    psp_cert: str | None = None
+    psp_key: str | None = None
+    psp_ca: str | None = None
+    psp_profile: Literal["standard", "efi", "inter"] = "standard"
+    psp_timeout_seconds: float = Field(10.0, gt=0)
+    reconcile_seconds: float = Field(60.0, ge=0)
+    webhook_client_cn: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apipix_defaults_to_mtls(cls, data: object) -> object:
+        if isinstance(data, dict) and str(data.get("psp", "")).strip() == "apipix":
+            data.setdefault("webhook_auth", "mtls")
+        return data
+
+    @model_validator(mode="after")
+    def _apipix_has_what_it_needs(self) -> Self:
+        if self.psp != "apipix":
+            return self
+        needed = ("psp_api_url", "psp_client_id", "psp_client_secret")
+        missing = [env_name(name) for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError("PIXLIVE_PSP=apipix needs these settings: " + ", ".join(missing))
+        if bool(self.psp_cert) != bool(self.psp_key):
+            raise ValueError("PIXLIVE_PSP_CERT and PIXLIVE_PSP_KEY go together")
+        return self
 
     @model_validator(mode="after")
     def _production_has_what_it_needs(self) -> Self:

@@ -14,7 +14,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 charges = sa.Table(
     "charges",
     metadata,
-    sa.Column("id", sa.String(25), primary_key=True),
+    sa.Column("id", sa.String(35), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("description", sa.Text),
@@ -36,7 +36,7 @@ events = sa.Table(
     "events",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    sa.Column("payment_id", sa.String(25), nullable=False),
+    sa.Column("payment_id", sa.String(35), nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("at", sa.BigInteger, nullable=False),
@@ -53,7 +53,7 @@ received_pix = sa.Table(
     sa.Column("horario", sa.Text, nullable=False),
     sa.Column("raw", sa.Text, nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("payment_id", sa.String(25)),
+    sa.Column("payment_id", sa.String(35)),
     sa.Column("received_at", sa.BigInteger, nullable=False),
     sa.Index("ix_received_pix_payment", "payment_id"),
 )
@@ -83,7 +83,7 @@ idempotency_keys = sa.Table(
     sa.Column("api_key_id", sa.BigInteger, primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("payment_id", sa.String(25), nullable=False),
+    sa.Column("payment_id", sa.String(35), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 

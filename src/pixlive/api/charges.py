@@ -23,9 +23,11 @@ from pixlive.api.dependencies import (
 from pixlive.api.errors import ApiError
 from pixlive.api.models import ChargeCreate, ChargeList, ChargeOut, ErrorOut, MerchantChargeOut
 from pixlive.api.pages import render_payment_page, wants_html
+from pixlive.api.psp_errors import psp_errors
 from pixlive.domain.charge import Payer, Status
 from pixlive.runtime import utcnow
 from pixlive.services import charges as service
+from pixlive.services import psp_charges
 from pixlive.services.charges import Idempotency, NewCharge
 
 router = APIRouter(tags=["charges"])
@@ -35,6 +37,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorOut, "description": "No such charge"},
     409: {"model": ErrorOut, "description": "Conflict"},
     429: {"model": ErrorOut, "description": "A limit was exceeded; see Retry-After"},
+    502: {"model": ErrorOut, "description": "The PSP refused the charge (PIXLIVE_PSP=apipix)"},
+    503: {"model": ErrorOut, "description": "The PSP or the database is unreachable"},
     422: {"model": ErrorOut, "description": "Invalid request"},
 }
 
@@ -94,9 +98,22 @@ async def create_charge(
         ).hexdigest()
         idempotency = Idempotency(api_key.id, idempotency_key, fingerprint)
     now = utcnow()
-    charge, created = await runtime.writer.run(
-        lambda uow: service.create_charge(uow, command, runtime.receiver, now, idempotency)
-    )
+    if runtime.psp is not None:
+        with psp_errors():
+            charge, created = await psp_charges.create_at_psp(
+                runtime.writer.run,
+                runtime.db.read,
+                runtime.psp,
+                command,
+                runtime.receiver,
+                now,
+                secret=runtime.settings.secret,
+                idempotency=idempotency,
+            )
+    else:
+        charge, created = await runtime.writer.run(
+            lambda uow: service.create_charge(uow, command, runtime.receiver, now, idempotency)
+        )
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
@@ -136,7 +153,13 @@ async def cancel_charge(
     payment_id: ChargeIdDep, runtime: RuntimeDep, api_key: ApiKeyDep
 ) -> MerchantChargeOut:
     now = utcnow()
-    charge = await runtime.writer.run(lambda uow: service.cancel_charge(uow, payment_id, now))
+    if runtime.psp is not None:
+        with psp_errors():
+            charge = await psp_charges.cancel_at_psp(
+                runtime.writer.run, runtime.db.read, runtime.psp, payment_id, now
+            )
+    else:
+        charge = await runtime.writer.run(lambda uow: service.cancel_charge(uow, payment_id, now))
     return MerchantChargeOut.of(charge, runtime.settings.base_url)
 
 

@@ -46,8 +46,11 @@ async def create_charge(
     receiver: Receiver,
     now: datetime,
     idempotency: Idempotency | None = None,
+    at_psp: tuple[str, str] | None = None,
 ) -> tuple[Charge, bool]:
-    """The new charge and True; or, for a repeated Idempotency-Key, the first one and False."""
+    """The new charge and True; or, for a repeated Idempotency-Key, the first one and False.
+
+    `at_psp` is (txid, BR Code) of the cob the PSP made for it (services/psp_charges.py)."""
     if idempotency is not None:
         seen = await uow.repo.get_idempotency(idempotency.api_key_id, idempotency.key)
         if seen is not None:
@@ -58,20 +61,24 @@ async def create_charge(
             charge = await uow.repo.get_charge(seen.payment_id)
             assert charge is not None
             return charge, False
-    charge_id = new_charge_id()
+    if at_psp is not None:
+        charge_id, brcode = at_psp
+    else:
+        charge_id = new_charge_id()
+        brcode = build_brcode(
+            key=receiver.pix_key,
+            merchant_name=receiver.name,
+            merchant_city=receiver.city,
+            txid=charge_id,
+            amount_cents=command.value,
+        )
     charge = Charge(
         id=charge_id,
         value=command.value,
         status=Status.ACTIVE,
         created_at=now,
         expires_at=now + timedelta(seconds=command.expires_in),
-        brcode=build_brcode(
-            key=receiver.pix_key,
-            merchant_name=receiver.name,
-            merchant_city=receiver.city,
-            txid=charge_id,
-            amount_cents=command.value,
-        ),
+        brcode=brcode,
         description=command.description,
         payer=command.payer,
         metadata=dict(command.metadata),
