@@ -16,7 +16,7 @@ from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.preflight import check_database
 from pixlive.adapters.repository import ApiKey
-from pixlive.commands import listen, psp_emulator, trigger
+from pixlive.commands import listen, psp, psp_emulator, trigger
 from pixlive.runtime import utcnow
 from pixlive.services import api_keys
 from pixlive.services.psp import signed_headers, webhook_body
@@ -215,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", help="base URL of the server (default: PIXLIVE_PUBLIC_URL)")
     simulate.set_defaults(run=_simulate)
     psp_emulator.register(commands)
+    psp.register(commands)
     listen.register(commands)
     trigger.register(commands)
     return root

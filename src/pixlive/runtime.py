@@ -15,6 +15,7 @@ from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.repository import Repository
 from pixlive.domain.events import RecordedEvent
+from pixlive.psp_runtime import Reconciler
 from pixlive.realtime.admission import RateLimit, StreamSlots
 from pixlive.realtime.hub import Hub
 from pixlive.realtime.keepalive import Keepalive
@@ -44,6 +45,11 @@ class Runtime:
         self.writer = GroupCommitWriter(self.db, crash_after_commit(self._committed))
         self.webhooks = Webhooks(settings, self.writer, self.db)
         self.psp = psp_from_settings(settings)
+        self.reconciler = (
+            Reconciler(self.psp, self.writer, settings.reconcile_seconds)
+            if self.psp is not None
+            else None
+        )
         self.receiver = Receiver(
             pix_key=settings.receiver_pix_key,
             name=settings.receiver_name,
@@ -62,6 +68,8 @@ class Runtime:
         await self.hub.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="pixlive-expiry")
         await self.webhooks.start()
+        if self.reconciler is not None:
+            self.reconciler.start()
 
     async def close(self) -> None:
         self.stopping.set()
@@ -72,6 +80,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.webhooks.close()
+        if self.reconciler is not None:
+            await self.reconciler.close()
         if self.psp is not None:
             await self.psp.close()
         await self.writer.close()

@@ -84,18 +84,14 @@ def start_pair(tmp: Any, profile: str = "standard") -> Pair:
                 str(d / "ca.pem"),
             ),
             client_options={"verify": client_context(psp)},
+            PIXLIVE_RECONCILE_SECONDS="1",
             **psp.settings,
         )
     except BaseException:
         psp.stop()
         raise
-    chave = psp.credentials["chave"]
-    registered = psp.http.put(
-        f"{psp.api_url}/webhook/{chave}",
-        json={"webhookUrl": f"{server.url}/payments/pix/confirmation"},
-        headers={"Authorization": f"Bearer {psp.token()}"},
-    )
-    assert registered.status_code == 200, registered.text
+    registered = server.cli("psp", "webhook", "register")
+    assert registered.returncode == 0, registered.stderr
     return Pair(psp, server)
 
 
@@ -190,3 +186,36 @@ def test_the_psp_down_gets_503_and_a_retry_makes_one_cob_and_one_charge(pair: Pa
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     assert len(pair.server.charges()) == charges_before + 1
     assert pair.psp.stats()["cobs"] == cobs_before + 1
+
+
+def test_the_webhook_registered_by_the_cli_is_shown(pair: Pair) -> None:
+    shown = pair.server.cli("psp", "webhook", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"{pair.server.url}/payments/pix/confirmation"
+
+
+def test_a_dropped_webhook_is_found_by_the_sweep_once(pair: Pair) -> None:
+    charge = pair.create("3.33").json()
+    pair.psp.knobs(drop=1.0)
+    try:
+        assert pair.psp.pay(charge["pix_copia_e_cola"]).returncode == 0
+        # The server sweeps every second (PIXLIVE_RECONCILE_SECONDS=1): the long poll
+        # returns at its first event.
+        events = pair.events_after(charge["id"], charge["last_event_id"])
+    finally:
+        pair.psp.knobs(drop=0.0)
+    assert pair.psp.stats()["deliveries"]["dropped"] >= 1
+    assert [e["type"] for e in events] == ["payment.paid"], events
+    assert events[0]["data"]["source"] == "reconciliation"
+    # By hand, over the same window: everything is in the ledger already, nothing changes.
+    swept = pair.server.cli("psp", "reconcile", "--since", charge["created_at"])
+    assert swept.returncode == 0, swept.stderr
+    assert "0 that no webhook had brought" in swept.stdout, swept.stdout
+    assert pair.merchant_events(charge["id"], charge["last_event_id"] - 1, 2) == [
+        "payment.created",
+        "payment.paid",
+    ]
+    later = pair.server.http.get(
+        f"/payments/pix/{charge['id']}/poll", params={"after": events[0]["id"], "timeout": 0}
+    )
+    assert later.json()["events"] == []

@@ -86,17 +86,22 @@ class Charge:
             data={"value": format_amount(self.value), "expires_at": iso(self.expires_at)},
         )
 
-    def pay(self, *, end_to_end_id: str, at: datetime) -> events.PaymentPaid:
+    def pay(
+        self, *, end_to_end_id: str, at: datetime, source: str | None = None
+    ) -> events.PaymentPaid:
+        """`source` names how the Pix was learnt when it was not the webhook
+        ("reconciliation": the GET /pix sweep found it)."""
         check_transition(self.status, Status.PAID)
         self.status = Status.PAID
         self.paid_at = at
         self.end_to_end_id = end_to_end_id
-        return events.PaymentPaid(
-            payment_id=self.id,
-            status=self.status,
-            at=at,
-            data={"value": format_amount(self.value), "end_to_end_id": end_to_end_id},
-        )
+        data: dict[str, object] = {
+            "value": format_amount(self.value),
+            "end_to_end_id": end_to_end_id,
+        }
+        if source is not None:
+            data["source"] = source
+        return events.PaymentPaid(payment_id=self.id, status=self.status, at=at, data=data)
 
     def expire(self, *, at: datetime) -> events.PaymentExpired:
         check_transition(self.status, Status.EXPIRED)

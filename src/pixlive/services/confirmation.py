@@ -27,6 +27,7 @@ class IncomingPix:
     value: int
     horario: datetime
     raw: dict[str, Any]
+    source: str | None = None  # None: the webhook; "reconciliation": the GET /pix sweep
 
 
 async def confirm_pix(uow: UnitOfWork, pix: IncomingPix, now: datetime) -> Outcome:
@@ -42,7 +43,9 @@ async def confirm_pix(uow: UnitOfWork, pix: IncomingPix, now: datetime) -> Outco
             events.append(charge.expire(at=now))
         if charge.status is Status.ACTIVE and pix.value == charge.value:
             outcome = Outcome.PAID
-            events.append(charge.pay(end_to_end_id=pix.end_to_end_id, at=pix.horario))
+            events.append(
+                charge.pay(end_to_end_id=pix.end_to_end_id, at=pix.horario, source=pix.source)
+            )
         else:
             outcome = Outcome.MISMATCH
             reason = "value_differs" if charge.status is Status.ACTIVE else "charge_final"
