@@ -25,6 +25,7 @@ from pixlive.api.models import ChargeCreate, ChargeList, ChargeOut, ErrorOut, Me
 from pixlive.api.pages import render_payment_page, wants_html
 from pixlive.api.psp_errors import psp_errors
 from pixlive.domain.charge import Payer, Status
+from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import utcnow
 from pixlive.services import charges as service
 from pixlive.services import psp_charges
@@ -47,13 +48,28 @@ def _encode_cursor(created_ms: int, charge_id: str) -> str:
     return base64.urlsafe_b64encode(f"{created_ms}:{charge_id}".encode()).decode().rstrip("=")
 
 
+# The newest moment a cursor may name: the end of year 9999, in ms, as a datetime can hold.
+_CURSOR_MS_MAX = 253_402_300_799_999
+
+
 def _decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (created_ms, id) a cursor of ours holds; anything else, however it was made, is
+    refused before it reaches a query (a 30-digit time overflowed the database's INTEGER)."""
+    invalid = ApiError(422, "invalid_cursor", "the cursor is not one this API gave")
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, charge_id = text.split(":", 1)
-        return int(created), charge_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
+        raise invalid from exc
+    created, _, charge_id = text.partition(":")
+    if not (
+        created.isascii()
+        and created.isdigit()
+        and len(created) <= len(str(_CURSOR_MS_MAX))
+        and int(created) <= _CURSOR_MS_MAX
+        and is_charge_id(charge_id)
+    ):
+        raise invalid
+    return int(created), charge_id
 
 
 @router.post(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from pixlive.api.errors import ApiError
+from pixlive.api.params import RowId
 from pixlive.domain.charge import iso
 from pixlive.runtime import Runtime
 from pixlive.services.webhook_ports import OutboxEvent, WebhookStore
@@ -25,7 +26,7 @@ class EventQuery(BaseModel):
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     limit: int = Field(50, ge=1, le=200)
-    cursor: int | None = Field(None, ge=1)
+    cursor: RowId | None = Field(None, ge=1)  # past 2**63 - 1 the INTEGER overflows
 
 
 def wants_json(request: Request) -> bool:

@@ -19,7 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from pixlive import metrics
 from pixlive.api import headers
-from pixlive.api.streams import SSE_HEADERS, client_address, open_stream, sse_after, sse_opening
+from pixlive.api.params import event_id, resume_point
+from pixlive.api.streams import SSE_HEADERS, client_address, open_stream, sse_opening
 from pixlive.realtime.hub import Subscriber
 from pixlive.runtime import Runtime
 
@@ -45,14 +46,15 @@ def _resume_point(scope: Scope) -> tuple[bool, int | None]:
     """(understood, after): anything unusual is left to the route, which validates it."""
     after: int | None = None
     for name, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
-        if name != "after" or not value.isascii() or not value.isdigit():
+        after = event_id(value) if name == "after" else None
+        if after is None:
             return False, None
-        after = int(value)
     for name, raw in scope["headers"]:
         if name == b"last-event-id":
-            if len(raw) > 20:
+            resumed = event_id(raw.decode("latin-1"))
+            if resumed is None:
                 return False, None
-            after = sse_after(raw.decode("latin-1"), after)
+            after = resume_point(resumed, after)
     return True, after
 
 

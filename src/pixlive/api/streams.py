@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, WebSocket
+from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -25,6 +25,7 @@ from pixlive.api import event_list
 from pixlive.api.dependencies import ApiKeyDep, ChargeIdDep, RuntimeDep
 from pixlive.api.errors import error_response
 from pixlive.api.models import ChargeOut, ErrorOut
+from pixlive.api.params import EventId, LastEventIdHeader, resume_point
 from pixlive.domain.errors import ChargeNotFound
 from pixlive.domain.ids import is_charge_id
 from pixlive.realtime.admission import Refused
@@ -131,7 +132,7 @@ def _fresh(items: list[Delivery], after: int) -> list[Delivery]:
 
 @router.websocket("/payments/pix/{payment_id}/ws")
 async def websocket_stream(
-    websocket: WebSocket, payment_id: str, after: Annotated[int | None, Query(ge=0)] = None
+    websocket: WebSocket, payment_id: str, after: EventId | None = None
 ) -> None:
     runtime: Runtime = websocket.app.state.runtime
     if not is_charge_id(payment_id):
@@ -217,12 +218,6 @@ async def websocket_stream(
 # Server-Sent Events ------------------------------------------------------------------------
 
 
-def sse_after(last_event_id: str | None, after: int | None) -> int | None:
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        return int(last_event_id.strip())
-    return after
-
-
 async def _live_sse(
     subscriber: Subscriber, keepalive: float, transport: str, sent: int | None
 ) -> AsyncIterator[bytes]:
@@ -288,13 +283,13 @@ async def sse_stream(
     payment_id: ChargeIdDep,
     request: Request,
     runtime: RuntimeDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    after: EventId | None = None,
+    last_event_id: LastEventIdHeader = None,
 ) -> StreamingResponse:
     opened = await open_stream(
         runtime,
         payment_id,
-        sse_after(last_event_id, after),
+        resume_point(last_event_id, after),
         "sse",
         client_address(request.client),
     )
@@ -315,7 +310,7 @@ async def long_poll(
     payment_id: ChargeIdDep,
     request: Request,
     runtime: RuntimeDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: EventId | None = None,
     timeout: Annotated[float, Query(ge=0, le=POLL_MAX_SECONDS)] = 25,  # noqa: ASYNC109
 ) -> Response:
     opened = await open_stream(runtime, payment_id, after, "poll", client_address(request.client))
@@ -380,12 +375,12 @@ async def merchant_stream(
     request: Request,
     runtime: RuntimeDep,
     api_key: ApiKeyDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    after: EventId | None = None,
+    last_event_id: LastEventIdHeader = None,
 ) -> Response:
     if event_list.wants_json(request):
         return await event_list.event_list(request, runtime)
-    start = sse_after(last_event_id, after)
+    start = resume_point(last_event_id, after)
     slot = Slot.take(runtime, client_address(request.client), None, "merchant_sse")
     subscriber = slot.subscriber
     try:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from pixlive.api import params
 from pixlive.api.dependencies import ApiKeyDep, RuntimeDep
 from pixlive.api.errors import ApiError
 from pixlive.api.models import ErrorOut
@@ -249,7 +250,9 @@ async def deliveries(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
 ) -> DeliveryList:
-    before = int(cursor) if cursor else None
+    before = params.event_id(cursor) if cursor else None
+    if cursor and before is None:  # past 2**63 - 1 the database's INTEGER overflows
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave")
 
     async def job(store: WebhookStore) -> DeliveryList:
         await service.get_endpoint(store, endpoint_id)
@@ -272,7 +275,7 @@ async def deliveries(
     summary="Send an event again (same webhook-id) to every endpoint that wants it",
 )
 async def redeliver(
-    event_id: int,
+    event_id: params.RowId,
     runtime: RuntimeDep,
     api_key: ApiKeyDep,
     endpoint_id: Annotated[str | None, Query(max_length=32)] = None,

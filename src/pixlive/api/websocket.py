@@ -30,6 +30,7 @@ from uvicorn.server import ServerState
 from pixlive import metrics
 from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.api import headers
+from pixlive.api.params import EVENT_ID_RULE, event_id
 from pixlive.api.streams import CLOSE_CODES, Opened, open_stream
 from pixlive.domain.errors import ChargeNotFound
 from pixlive.domain.ids import is_charge_id
@@ -91,10 +92,8 @@ def _after(query: str) -> tuple[bool, int | None]:
     values = parse_qs(query).get("after")
     if not values:
         return True, None
-    value = values[-1]
-    if not value.isascii() or not value.isdigit():
-        return False, None
-    return True, int(value)
+    after = event_id(values[-1])
+    return after is not None, after
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -218,7 +217,7 @@ class WebSocketProtocol(asyncio.Protocol):
         payment_id = match.group(1)
         valid, after = _after(request.query)
         if not valid:
-            self._deny(422, "invalid_request", "after: must be a non-negative integer")
+            self._deny(422, "invalid_request", f"the query parameter after {EVENT_ID_RULE}")
             return
         runtime = self.app_state.get("runtime")
         if not isinstance(runtime, Runtime):
