@@ -49,6 +49,8 @@ class Client:
         self.subscribers: list[proto.Subscriber] = []
         self.prepared: list[list[tuple[str, bytes]]] = []
         self.conns: list[proto.HttpConnection] = []
+        self.servers: list[asyncio.Server] = []
+        self.arrivals: dict[str, list[int]] = {}
         self.notified = 0
         self.made = random.randrange(proto.SOURCES)
 
@@ -225,6 +227,81 @@ class Client:
         after, delivered = self.meter.snapshot(), self.notified - notified
         meter = {k: after[k] - before[k] for k in after}
         return {"delivered": delivered, "lost": max(0, len(subs) - delivered), "meter": meter}
+
+    # merchant webhooks --------------------------------------------------------------------
+
+    async def receivers(self, ok: int, failing: int) -> dict[str, Any]:
+        """Merchant endpoints on loopback: `ok` answering 200, `failing` answering 500; each
+        arrival timed (perf_counter_ns, the same clock as the payments') by payment id."""
+        for server in self.servers:
+            server.close()
+        self.servers, self.arrivals = [], {}
+
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: bytes
+        ) -> None:
+            try:
+                while head := await reader.readuntil(b"\r\n\r\n"):
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    body = await reader.readexactly(length)
+                    if status == b"200 OK":
+                        payment_id = orjson.loads(body)["data"]["payment_id"]
+                        self.arrivals.setdefault(payment_id, []).append(time.perf_counter_ns())
+                    writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                writer.close()  # the sender went away, or this process is exiting
+
+        ports = []
+        for status in [b"200 OK"] * ok + [b"500 Internal Server Error"] * failing:
+            server = await asyncio.start_server(
+                lambda r, w, status=status: handle(r, w, status), "127.0.0.1", 0
+            )
+            self.servers.append(server)
+            ports.append(server.sockets[0].getsockname()[1])
+        return {"ports": ports}
+
+    async def paced(
+        self,
+        target: dict[str, Any],
+        ids: list[str],
+        rate: float,
+        expect: int,
+        secret: str,
+        valor: str,
+    ) -> dict[str, Any]:
+        """Pays `ids` at `rate` a second (0: as fast as 10 connections go); a payment's
+        commit is the moment its webhook is answered (after the fsync). Waits for `expect`
+        deliveries of each: the latencies commit → delivered, and deliveries/s overall."""
+        host, port = addr(target)
+        committed: dict[str, int] = {}
+        began = time.perf_counter()
+        queue = list(enumerate(ids))
+
+        async def worker() -> None:
+            conn = KeepAlive(host, port)
+            while queue:
+                i, payment_id = queue.pop(0)
+                if rate:
+                    await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                raw = proto.webhook_request(f"{host}:{port}", secret, payment_id, valor)
+                await (await conn.ensure()).request(raw)
+                committed[payment_id] = time.perf_counter_ns()
+            conn.close()
+
+        await asyncio.gather(*(worker() for _ in range(10)))
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            if all(len(self.arrivals.get(i, ())) >= expect for i in ids):
+                break
+            await asyncio.sleep(0.05)
+        got = [(t, committed[i]) for i in ids for t in self.arrivals.get(i, ())[:expect]]
+        first = min(committed.values())
+        last = max((t for t, _ in got), default=first)
+        return {
+            "latency_ms": [(t - c) / 1e6 for t, c in got],
+            "lost": len(ids) * expect - len(got),
+            "deliveries_per_s": len(got) / max(1e-9, (last - first) / 1e9),
+        }
 
 
 async def serve() -> None:

@@ -218,7 +218,7 @@ def seed_pixlive(env: dict[str, str], workdir: Path, n: int) -> list[str]:
 def start_pixlive(
     spec: ServerSpec, workdir: Path, database_url: str, bus_url: str, migrate: bool = True
 ) -> Server:
-    overrides = pixlive_settings(database_url, bus_url)
+    overrides = {**pixlive_settings(database_url, bus_url), **spec.settings}
     if migrate:
         done = pixlive(server_env(workdir, 0, **overrides), workdir, "migrate")
         if done.returncode:
@@ -226,7 +226,8 @@ def start_pixlive(
     return start_server(
         workdir,
         migrate=False,
-        api_key="",  # the bench seeds its charges beforehand, and the live routes are public
+        # the bench seeds its charges beforehand, and the live routes are public
+        api_key=None if spec.api_key else "",
         prefix=("taskset", "-c", "0") if spec.pin else (),
         **overrides,
     )
@@ -284,7 +285,7 @@ class Bench:
         self.running: list[Target] = []
         self.counter = 0
         self.results: dict[str, list[dict[str, Any]]] = {
-            k: [] for k in ("latency", "rss", "throughput", "pinned", "two_workers")
+            k: [] for k in ("latency", "rss", "throughput", "pinned", "two_workers", "webhooks")
         }
         self.results.update(transports=[], webhook_only=[])
         self.notes: list[str] = []
@@ -748,11 +749,69 @@ async def idle_round(
     return out
 
 
+async def webhooks(bench: Bench, sc: Scenario) -> None:
+    """Merchant webhooks to endpoints held by a client process: the live path's latency
+    without and with `endpoints` failing ones (answering 500, retried on the schedule),
+    commit -> delivered at `rate` payments/s to one endpoint, then deliveries/s to
+    `endpoints` endpoints."""
+    cfg, opt = bench.cfg, {k: pick(v, bench.mode) for k, v in sc.options.items()}
+    proc, n = bench.clients[0], opt["endpoints"]
+    paced_n, burst = int(opt["rate"] * opt["seconds"]), opt["burst"]
+    target = await bench.target(sc.servers[0], seed=cfg["samples"] * 2 + paced_n + burst + 40)
+    http, auth = target.server.http, target.server.auth
+
+    async def endpoints(ok: int, failing: int) -> list[str]:
+        ports = (await proc.call("receivers", ok=ok, failing=failing))["ports"]
+        made = []
+        for port in ports:
+            body = {"url": f"http://127.0.0.1:{port}/hook", "events": ["payment.paid"]}
+            answer = await asyncio.to_thread(
+                http.post, "/webhook-endpoints", json=body, headers=auth
+            )
+            assert answer.status_code == 201, answer.text
+            made.append(answer.json()["id"])
+        return made
+
+    async def drop(made: list[str]) -> None:
+        for endpoint in made:
+            await asyncio.to_thread(http.delete, f"/webhook-endpoints/{endpoint}", headers=auth)
+
+    async def paced(ids: list[str], rate: float, expect: int) -> dict[str, Any]:
+        args = dict(target=target.addr, ids=ids, rate=rate, expect=expect, secret=SECRET)
+        got = await proc.call("paced", valor=VALOR, **args)
+        return {**describe(got["latency_ms"]), "lost": got["lost"], "rate": got["deliveries_per_s"]}
+
+    await latency(bench, target, "ws", min(20, cfg["samples"]))  # warm-up
+    live: dict[int, list[dict[str, Any]]] = {0: [], n: []}
+    for _ in range(cfg["reps"]):  # alternating, as the machine's speed drifts
+        live[0].append(await latency(bench, target, "ws", cfg["samples"]))
+        failing = await endpoints(0, n)
+        live[n].append(await latency(bench, target, "ws", cfg["samples"]))
+        await drop(failing)
+    for count, reps in live.items():
+        labels = {"measure": "live", "transport": "ws", "failing_endpoints": count}
+        bench.results[sc.section].append(entry(labels, reps, LATENCY_KEYS))
+    one = await endpoints(1, 0)
+    reps = [await paced(await target.take(paced_n), opt["rate"], 1) for _ in range(cfg["reps"])]
+    labels = {"measure": "commit_to_delivered", "rate": opt["rate"], "endpoints": 1}
+    bench.results[sc.section].append(entry(labels, reps, LATENCY_KEYS))
+    await drop(one)
+    many = await endpoints(n, 0)
+    reps = [await paced(await target.take(burst), 0, n) for _ in range(cfg["reps"])]
+    labels = {"measure": "deliveries", "endpoints": n, "payments": burst}
+    bench.results[sc.section].append(entry(labels, reps, ["rate", *LATENCY_KEYS]))
+    await drop(many)
+    for e in bench.results[sc.section]:
+        log(f"webhooks {e}"[:300])
+    await bench.release(target)
+
+
 RUNNERS: dict[str, Callable[[Bench, Scenario], Awaitable[None]]] = {
     "growth": growth,
     "throughput": throughput,
     "pair": pair,
     "transports": transports,
+    "webhooks": webhooks,
 }
 
 

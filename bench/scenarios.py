@@ -19,6 +19,8 @@ class ServerSpec:
     synchronous: str = "FULL"  # the baseline's SQLite setting
     pin: bool = False  # the server on core 0 (`taskset -c 0`), the clients on the others
     second: bool = False  # a second `pixlive serve` on the same PostgreSQL database and bus
+    settings: dict[str, str] = field(default_factory=dict)  # more PIXLIVE_* settings
+    api_key: bool = False  # the scenario calls the merchant API
 
 
 SERVERS = {
@@ -29,6 +31,8 @@ SERVERS = {
     "pixlive-pg-pair": ServerSpec("pixlive", database="postgresql", second=True),
     "pixlive-pinned": ServerSpec("pixlive", pin=True),
     "baseline-pinned": ServerSpec("baseline", pin=True),
+    # production takes only https endpoints: the sandbox, whose endpoints may be http
+    "pixlive-hooks": ServerSpec("pixlive", settings={"PIXLIVE_ENV": "sandbox"}, api_key=True),
 }
 
 
@@ -97,6 +101,19 @@ SCENARIOS = [
         "transports",
         ("pixlive", "pixlive", "pixlive", "pixlive", "baseline"),
         ("ws", "sse", "longpoll", "polling", "socketio"),
+    ),
+    # 6. merchant webhooks (issue 13): the live path with 10 failing endpoints, commit ->
+    # delivered at 100 payments/s to one endpoint, deliveries/s to 10 endpoints
+    Scenario(
+        "webhooks",
+        "webhooks",
+        ("pixlive-hooks",),
+        options={
+            "rate": 100,
+            "seconds": {"full": 10, "quick": 3, "smoke": 0.2},
+            "burst": {"full": 1000, "quick": 200, "smoke": 10},
+            "endpoints": 10,
+        },
     ),
 ]
 

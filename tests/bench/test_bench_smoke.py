@@ -54,7 +54,12 @@ def test_the_harness_runs_at_smoke_size_and_loses_nothing(tmp_path: Path) -> Non
         ("baseline", True),
     }
     assert {e["transport"] for e in results["transports"]} >= {"ws", "sse", "longpoll", "polling"}
-    for section in ("latency", "throughput", "pinned", "two_workers"):
+    assert {e["measure"] for e in results["webhooks"]} == {
+        "live",
+        "commit_to_delivered",
+        "deliveries",
+    }
+    for section in ("latency", "throughput", "pinned", "two_workers", "webhooks"):
         for entry in results[section]:
             assert entry["samples"] > 0, entry
             assert entry["lost"] == entry["idle_dropped"] == entry["not_paid"] == 0, entry
