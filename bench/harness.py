@@ -303,6 +303,8 @@ class Bench:
     async def target(self, name: str, instance: str = "", seed: int = 0) -> Target:
         """A server of SERVERS[name] with `seed` charges ready: shared by (name, instance)
         in quick and smoke modes, fresh otherwise."""
+        if not self.cfg["fresh"]:  # one PostgreSQL pair for every PostgreSQL scenario
+            name = "pixlive-pg-pair" if name == "pixlive-pg" else name
         key = f"{name}#{instance}"
         if not self.cfg["fresh"] and key in self.shared:
             target = self.shared[key]
@@ -585,7 +587,11 @@ async def throughput(bench: Bench, sc: Scenario) -> None:
                 }
                 if spec.kind == "baseline":
                     labels["synchronous"] = spec.synchronous
-                bench.results[sc.section].append(entry(labels, reps, THROUGHPUT_KEYS))
+                found = entry(labels, reps, THROUGHPUT_KEYS)
+                if sc.options.get("profile_each") and cfg["profile"] and spec.kind == "pixlive":
+                    prof = await profile_run(bench, target, per_rep, procs, labels)
+                    found["profile"] = prof and {k: prof[k] for k in ("busy_share", "self")}
+                bench.results[sc.section].append(found)
             if sc.options.get("profile") and cfg["profile"]:
                 bench.profile = await profile_run(bench, target, per_rep, procs, labels)
         finally:

@@ -313,6 +313,18 @@ def tables(data: dict[str, Any], images: list[str]) -> dict[str, Any]:
         ],
         rows,
     )
+    t["pinned_profiles"] = [
+        (
+            e["idle"],
+            e["profile"]["busy_share"],
+            table(
+                ["self time", "function"],
+                [[f"{x:.1%}", f"`{f}`"] for f, x in e["profile"]["self"][:10]],
+            ),
+        )
+        for e in r["pinned"]
+        if e.get("profile")
+    ]
     t["two_workers"] = r["two_workers"] and table(
         ["setup", "idle subscribers", *LATENCY, "samples", "lost"],
         [

@@ -87,6 +87,7 @@ SCENARIOS = [
         ("pixlive-pinned", "baseline-pinned"),
         ("ws", "socketio"),
         sizes={"full": (100, 1000), "quick": (100, 1000), "smoke": (5,)},
+        options={"profile_each": True},  # where an idle subscriber's cost would show
     ),
     # 4. webhook on one worker, the page on another (PostgreSQL + Redis)
     Scenario(
