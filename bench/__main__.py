@@ -24,7 +24,7 @@ from bench import harness, report
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--mode", choices=["full", "quick", "smoke"], default="quick")
+    parser.add_argument("--mode", choices=["full", "quick", "smoke", "check"], default="quick")
     parser.add_argument("--out", default="docs", help="where benchmarks.md/.json and img/ go")
     parser.add_argument("--json-only", action="store_true", help="no markdown, no images")
     parser.add_argument("--no-postgres", action="store_true")

@@ -850,7 +850,8 @@ async def run(
     chosen = [
         sc
         for sc in SCENARIOS
-        if mode in sc.modes and (not sections or sc.section in sections or sc.runner in sections)
+        if (mode in sc.modes or mode == "check")
+        and (not sections or sc.section in sections or sc.runner in sections)
     ]
     log(f"mode={mode} workdir={root} scenarios={len(chosen)}")
     try:

@@ -55,11 +55,6 @@ def ratio(a: float, b: float) -> str:
     return "–" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}×"
 
 
-def table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
-
-
 def find(entries: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
     return next((e for e in entries if all(e.get(k) == v for k, v in match.items())), None)
 
@@ -196,265 +191,24 @@ def shown(value: float, unit: str) -> str:
     return f"{value:.2f}{unit}" if unit == "×" else f"{value:.2f} {unit}"
 
 
-# the tables ----------------------------------------------------------------
-
-LATENCY = ["p50", "p90", "p99", "max"]
+# the markdown ----------------------------------------------------------------
 
 
-def tables(data: dict[str, Any], images: list[str]) -> dict[str, Any]:
-    r = data["results"]
-    t: dict[str, Any] = {"images": images}
-    rows = []
-    for e in targets(data):
-        verdict = ("**met**" if e["met"] else "**missed**") + (
-            "" if e["exact"] else " (not at the target's size)"
-        )
-        base = shown(e["baseline"], e["unit"])
-        vs = ratio(e["value"], e["baseline"]) if base != "–" else "–"
-        rows.append([e["name"], e["target"], shown(e["value"], e["unit"]), base, vs, verdict])
-    header = ["target (DESIGN.md, issue 16)", "goal", "pixlive", "baseline", "pixlive/baseline"]
-    t["targets"] = table([*header, "verdict"], rows)
-
-    order = sorted(
-        r["latency"], key=lambda e: (e["transport"] != "ws", e["server"], e["transport"], e["idle"])
-    )
-    t["latency"] = table(
-        ["server", "transport", "idle subscribers", *LATENCY, "samples", "lost"],
-        [
-            [
-                e["server"],
-                NAMES[e["transport"]],
-                f"{e['idle']:,}",
-                *(cell(e, k) for k in LATENCY),
-                e["samples"],
-                lost(e),
-            ]
-            for e in order
-        ],
-    )
-    rows = []
-    for e in r["latency"]:
-        b = find(r["latency"], server="baseline", idle=e["idle"])
-        if e["server"] == "pixlive" and e["transport"] == "ws" and b:
-            wins = e.get("lower_in", {})
-            rows.append(
-                [f"{e['idle']:,}", *(ratio(med(e, k), med(b, k)) for k in LATENCY)]
-                + [f"{w[0]} of {w[1]}" for w in (wins.get("p50"), wins.get("p99")) if w]
-            )
-    t["latency_ratio"] = rows and table(
-        ["idle subscribers", *LATENCY, "p50 lower in", "p99 lower in"], rows
-    )
-    t["rss"] = table(
-        ["server", "transport", "subscribers", "KiB per subscriber", "server RSS (KiB)"],
-        [
-            [
-                e["server"],
-                NAMES[e["transport"]],
-                f"{e['subscribers']:,}",
-                cell(e, "kib_per_subscriber", 1),
-                cell(e, "rss_kib", 0),
-            ]
-            for e in sorted(r["rss"], key=lambda e: (e["server"], e["transport"], e["subscribers"]))
-        ],
-    )
-    rows = []
-    for e in r["throughput"]:
-        name = e["server"] + (f" (synchronous={e['synchronous']})" if "synchronous" in e else "")
-        rows.append(
-            [
-                name,
-                e["database"],
-                cell(e, "rate", 0),
-                *(cell(e, k) for k in LATENCY),
-                cell(e, "cpu_ms_per_confirmation", 3),
-                cell(e, "client_cpu_ms_per_request", 3),
-                e["not_paid"],
-            ]
-        )
-    t["throughput"] = table(
-        [
-            "server",
-            "database",
-            "confirmations/s",
-            *LATENCY,
-            "CPU ms/conf.",
-            "client CPU ms/req.",
-            "not paid",
-        ],
-        rows,
-    )
-    rows = []
-    for e in sorted(r["pinned"], key=lambda e: (e["idle"], e["server"] != "pixlive")):
-        b = find(r["pinned"], server="baseline", idle=e["idle"])
-        vs = [ratio(med(e, k), med(b, k)) for k in ("rate", "cpu_ms_per_confirmation")]
-        rows.append(
-            [
-                e["server"],
-                f"{e['idle']:,}",
-                cell(e, "rate", 0),
-                cell(e, "cpu_ms_per_confirmation", 3),
-                cell(e, "p50"),
-                cell(e, "p99"),
-                *(vs if e["server"] == "pixlive" else ["", ""]),
-                e["not_paid"],
-            ]
-        )
-    t["pinned"] = rows and table(
-        [
-            "server",
-            "idle subscribers",
-            "confirmations/s",
-            "CPU ms/conf.",
-            "p50",
-            "p99",
-            "rate / baseline",
-            "CPU / baseline",
-            "not paid",
-        ],
-        rows,
-    )
-    t["pinned_profiles"] = [
-        (
-            e["idle"],
-            e["profile"]["busy_share"],
-            table(
-                ["self time", "function"],
-                [[f"{x:.1%}", f"`{f}`"] for f, x in e["profile"]["self"][:10]],
-            ),
-        )
-        for e in r["pinned"]
-        if e.get("profile")
-    ]
-    t["two_workers"] = r["two_workers"] and table(
-        ["setup", "idle subscribers", *LATENCY, "samples", "lost"],
-        [
-            [
-                f"PostgreSQL + {e['bus']}",
-                f"{e['idle']:,}",
-                *(cell(e, k) for k in LATENCY),
-                e["samples"],
-                lost(e),
-            ]
-            for e in r["two_workers"]
-        ],
-    )
-    rows = [
-        [
-            e["server"],
-            NAMES[e["transport"]],
-            cell(e, "bytes", 0),
-            cell(e, "bytes_in", 0),
-            cell(e, "bytes_out", 0),
-            cell(e, "cpu_ms", 3),
-            cell(e, "idle_bytes", 0),
-            cell(e, "idle_cpu_ms", 3),
-            lost(e),
-        ]
-        for e in r["transports"]
-    ]
-    rows += [
-        [
-            "pixlive",
-            "webhook only (no subscriber)",
-            "–",
-            "–",
-            "–",
-            cell(e, "cpu_ms", 3),
-            "–",
-            "–",
-            "–",
-        ]
-        for e in r["webhook_only"]
-    ]
-    t["transports"] = table(
-        [
-            "server",
-            "transport",
-            "bytes/notification",
-            "in",
-            "out",
-            "CPU ms/notification",
-            "bytes/idle min",
-            "CPU ms/idle min",
-            "lost",
-        ],
-        rows,
-    )
-    rows = []
-    for e in r.get("webhooks", []):
-        what = {
-            "live": f"live WebSocket, {e.get('failing_endpoints')} failing endpoints",
-            "commit_to_delivered": f"commit → delivered, {e.get('rate')} payments/s, 1 endpoint",
-            "deliveries": f"{e.get('payments')} payments at once to {e.get('endpoints')} endpoints",
-        }[e["measure"]]
-        rate = cell(e, "rate", 0) if "rate" in e["summary"] else "–"
-        rows.append([what, *(cell(e, k) for k in LATENCY), rate, e["samples"], lost(e)])
-    t["webhooks"] = rows and table(["measure", *LATENCY, "deliveries/s", "samples", "lost"], rows)
-    ws, sio = find(r["transports"], transport="ws"), find(r["transports"], transport="socketio")
-    t["transport_ratio"] = (
-        ws
-        and sio
-        and {
-            k: ratio(med(ws, k), med(sio, k))
-            for k in ("bytes", "cpu_ms", "idle_bytes", "idle_cpu_ms")
-        }
-    )
-    prof = data.get("profile") or {}
-    if prof.get("self"):
-        t["profile_self"] = table(
-            ["self time", "function"], [[f"{s:.1%}", f"`{f}`"] for f, s in prof["self"]]
-        )
-        t["profile_inclusive"] = table(
-            ["inclusive", "function"], [[f"{s:.1%}", f"`{f}`"] for f, s in prof["inclusive"]]
-        )
-    return t
+def cells(e: dict[str, Any], keys: str, digits: int = 2) -> str:
+    """`cell` of each space-separated key, as table cells."""
+    return " | ".join(cell(e, k, digits) for k in keys.split())
 
 
-def machine_rows(meta: dict[str, Any]) -> str:
-    speed = "not measured"
-    if meta.get("python_speed_ms_before") is not None:
-        speed = (
-            f"{meta['python_speed_ms_before']:.0f} ms before, "
-            f"{meta.get('python_speed_ms_after') or 0:.0f} ms after: a pure-Python loop of "
-            "10⁶ additions (median of 5; lower is faster). On this machine it has read from 19 "
-            "to 107 ms within one day: compare runs by it"
-        )
-
-    def load(v: Any) -> str:
-        return " / ".join(f"{x:.2f}" for x in v) if v else "?"
-
-    versions = meta["versions"]
-    return table(
-        ["", ""],
-        [
-            ["command", f"`{meta['command']}`"],
-            ["date", meta["date"]],
-            ["CPU", f"{meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']} GiB"],
-            ["kernel", meta["kernel"]],
-            ["Python", meta["python"]],
-            ["SQLite", meta["sqlite"]],
-            ["PostgreSQL", meta.get("postgresql") or "not used"],
-            ["Redis", meta.get("redis") or "not used"],
-            [
-                "disk",
-                f"write 4 KiB + fsync: {meta['fsync_ms']:.2f} ms (median) in the databases' "
-                "directory",
-            ],
-            [
-                "load average",
-                f"{load(meta['load_before'])} before, {load(meta.get('load_after'))} after",
-            ],
-            ["Python speed", speed],
-            ["duration", f"{meta.get('seconds', 0) / 60:.1f} min"],
-            [
-                "libraries",
-                ", ".join(f"{k} {x}" for k, x in versions.items() if x != "not installed"),
-            ],
-        ],
-    )
+def verdict(t: dict[str, Any]) -> str:
+    met = "**met**" if t["met"] else "**missed**"
+    return met + ("" if t["exact"] else " (not at the target's size)")
 
 
 def markdown(data: dict[str, Any], images: list[str]) -> str:
+    r, cfg = data["results"], data["config"]
+    reps = {sc["section"]: sc.get("reps") for sc in cfg.get("scenarios", [])}
+    pixlive_ws = [e for e in r["latency"] if (e["server"], e["transport"]) == ("pixlive", "ws")]
+    ws, sio = find(r["transports"], transport="ws"), find(r["transports"], transport="socketio")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
         keep_trailing_newline=True,
@@ -462,16 +216,26 @@ def markdown(data: dict[str, Any], images: list[str]) -> str:
         lstrip_blocks=True,
         autoescape=False,  # markdown, not HTML
     )
-    cfg = data["config"]
-    reps = {sc["section"]: sc.get("reps") for sc in cfg.get("scenarios", [])}
-    latency_reps = (reps.get("latency") or {}).get(cfg["mode"]) or cfg["reps"]
+    env.filters.update(n=lambda v: f"{v:,}", pct=lambda v: f"{v:.1%}")
     return env.get_template("report.md.j2").render(
         data=data,
+        r=r,
         cfg=cfg,
         meta=data["meta"],
-        machine=machine_rows(data["meta"]),
-        latency_reps=latency_reps,
-        **tables(data, images),
+        images=images,
+        latency_reps=(reps.get("latency") or {}).get(cfg["mode"]) or cfg["reps"],
+        targets=targets(data),
+        latency=sorted(r["latency"], key=lambda e: (e["transport"] != "ws", e["server"],
+                                                    e["transport"], e["idle"])),
+        ratios=[(e, b) for e in pixlive_ws
+                if (b := find(r["latency"], server="baseline", idle=e["idle"]))],
+        rss=sorted(r["rss"], key=lambda e: (e["server"], e["transport"], e["subscribers"])),
+        pinned=sorted(r["pinned"], key=lambda e: (e["idle"], e["server"] != "pixlive")),
+        transport_ratio=ws and sio and {k: ratio(med(ws, k), med(sio, k))
+                                        for k in ("bytes", "cpu_ms", "idle_bytes",
+                                                  "idle_cpu_ms")},
+        NAMES=NAMES, cell=cell, cells=cells, med=med, ratio=ratio, find=find, lost=lost,
+        shown=shown, verdict=verdict,
     )
 
 

@@ -179,6 +179,10 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
+# "check": full mode's code paths (fresh servers, every scenario) at smoke mode's sizes
+MODES["check"] = {**MODES["smoke"], "fresh": True}
+
+
 def pick(value: Any, mode: str) -> Any:
     """A per-mode value's value in this mode (None where the mode has none)."""
-    return value.get(mode) if isinstance(value, dict) else value
+    return value.get("smoke" if mode == "check" else mode) if isinstance(value, dict) else value
