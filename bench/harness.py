@@ -229,6 +229,7 @@ def start_pixlive(
         # the bench seeds its charges beforehand, and the live routes are public
         api_key=None if spec.api_key else "",
         prefix=("taskset", "-c", "0") if spec.pin else (),
+        timeout=120,  # several start at once, on a machine the clients share
         **overrides,
     )
 
@@ -675,7 +676,7 @@ async def transports(bench: Bench, sc: Scenario) -> None:
     per: dict[str, list[dict[str, Any]]] = {t: [] for _, t in runs}
     webhook_only = []
     for _ in range(cfg["cost_reps"]):
-        started = await asyncio.gather(*(bench.target(s, instance(t), need) for s, t in runs))
+        started = [await bench.target(s, instance(t), need) for s, t in runs]
         on = {t: s for (_, t), s in zip(runs, started, strict=True)}
         idle: dict[str, dict[str, Any]] = {}
         for group in rounds:

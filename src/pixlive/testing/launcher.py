@@ -159,7 +159,7 @@ def pixlive(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
 
@@ -232,6 +232,7 @@ def start_server(
     client_options: dict[str, Any] | None = None,
     plain_uvicorn: bool = False,
     prefix: tuple[str, ...] = (),
+    timeout: float = 30,
     **overrides: str,
 ) -> Server:
     """Migrates, makes an API key, starts `pixlive serve` and waits for /healthz.
@@ -242,7 +243,7 @@ def start_server(
     context with the CA and a client certificate), used for the readiness check too.
     `plain_uvicorn` runs the app under `uvicorn --factory` instead, as another ASGI server
     would (no `pixlive serve`, so no WebSocket protocol of its own). `prefix` goes before
-    the command, e.g. `("taskset", "-c", "0")`."""
+    the command, e.g. `("taskset", "-c", "0")`; `timeout` is how long /healthz may take."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     scheme = "https" if "--tls-cert" in serve_args else "http"
@@ -271,6 +272,7 @@ def start_server(
         workdir=workdir,
         url=url,
         client_options=client_options,
+        timeout=timeout,
     )
     server = Server(
         url,
