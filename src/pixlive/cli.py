@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -11,12 +12,13 @@ from typing import TypeVar
 
 import httpx
 
+from pixlive import __version__
 from pixlive.adapters.database import database_from_url
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.preflight import check_database
 from pixlive.adapters.repository import ApiKey
-from pixlive.commands import listen, psp, psp_emulator, trigger
+from pixlive.commands import listen, psp, psp_emulator, sandbox, trigger
 from pixlive.runtime import utcnow
 from pixlive.services import api_keys
 from pixlive.services.psp import signed_headers, webhook_body
@@ -54,7 +56,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    base = f"{'https' if args.tls_cert else 'http'}://{args.host}:{args.port}"
+    base = sandbox.local_url("https" if args.tls_cert else "http", args.host, args.port)
     try:
         asyncio.run(check_database(settings.database_url))
     except DatabaseUnavailable as exc:
@@ -64,16 +66,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             f"pixlive: database unavailable, answering 503 until it is back: {exc}", file=sys.stderr
         )
     if settings.sandbox:
-        key = asyncio.run(
-            _with_writer(
-                settings,
-                lambda w: w.run(lambda uow: api_keys.replace_api_key(uow, "sandbox", utcnow())),
-            )
-        )
-        print("pixlive sandbox", flush=True)
-        print(f"  open            {base}/", flush=True)
-        print(f"  API key         {key}", flush=True)
-        print(f"  webhook secret  {settings.secret}", flush=True)
+        _sandbox_start(settings, base)
     tls: dict[str, object] = {}
     if args.tls_cert:
         tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
@@ -98,13 +91,43 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sandbox_start(settings: Settings, base: str) -> None:
+    """Keeps the sandbox's key across starts (a start that fails, on a busy port say, must
+    not revoke the key of the server already running), and makes the payment links follow
+    the port that `serve` was given, unless PIXLIVE_PUBLIC_URL says otherwise."""
+    kept = sandbox.kept_key(settings)
+    key = asyncio.run(
+        _with_writer(
+            settings,
+            lambda w: w.run(
+                lambda uow: api_keys.keep_api_key(uow, sandbox.SANDBOX_KEY_NAME, kept, utcnow())
+            ),
+        )
+    )
+    sandbox.keep_key(settings, key)
+    sandbox.record_url(settings, base)
+    if not sandbox.public_url_is_set(settings):
+        # Read by the app's factory, in this process and in every worker.
+        os.environ["PIXLIVE_PUBLIC_URL"] = base
+    print("pixlive sandbox", flush=True)
+    print(f"  open            {base}/", flush=True)
+    print(f"  API key         {key}  (kept until `pixlive apikey revoke sandbox`)", flush=True)
+    print(f"  webhook secret  {settings.secret}", flush=True)
+    print(f"  kept in         {settings.secret_file.parent}", flush=True)
+
+
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     # Alembic takes half a second to import: only the command that needs it pays that.
     from pixlive.adapters.migrate import upgrade
 
     asyncio.run(check_database(settings.database_url))
-    upgrade(settings.database_url)
-    print("schema is up to date")
+    before, after = upgrade(settings.database_url)
+    if before is None:
+        print(f"created the schema (revision {after})")
+    elif before != after:
+        print(f"upgraded the schema from revision {before} to {after}")
+    else:
+        print(f"the schema was already up to date (revision {after}); nothing to do")
     return 0
 
 
@@ -143,20 +166,43 @@ def _apikey(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _simulate_base(args: argparse.Namespace, settings: Settings) -> str:
+    """--url; else PIXLIVE_PUBLIC_URL when set; else, in the sandbox, where the last
+    `pixlive serve` of this database listens (its port may not be the default's)."""
+    if args.url:
+        return str(args.url).rstrip("/")
+    if settings.sandbox and not sandbox.public_url_is_set(settings):
+        recorded = sandbox.recorded_url(settings)
+        if recorded:
+            return recorded.rstrip("/")
+    return settings.base_url
+
+
+_FINAL = {"PAID": "already paid", "EXPIRED": "expired", "CANCELLED": "cancelled"}
+
+
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    base = (args.url or settings.base_url).rstrip("/")
+    base = _simulate_base(args, settings)
     try:
-        with httpx.Client(timeout=10) as client:
-            valor = args.value
-            if valor is None:
-                answer = client.get(f"{base}/payments/pix/{args.id}")
-                if answer.status_code != 200:
-                    print(
-                        f"cannot read the charge: {answer.status_code} {answer.text}",
-                        file=sys.stderr,
-                    )
-                    return 1
-                valor = answer.json()["value"]
+        with httpx.Client(timeout=10, trust_env=False) as client:
+            answer = client.get(
+                f"{base}/payments/pix/{args.id}", headers={"Accept": "application/json"}
+            )
+            if answer.status_code != 200:
+                print(
+                    f"pixlive: cannot read the charge at {base}: {answer.status_code} "
+                    f"{answer.text}",
+                    file=sys.stderr,
+                )
+                return 1
+            charge = answer.json()
+            if charge.get("status") in _FINAL:
+                print(
+                    f"pixlive: the charge {args.id} is {_FINAL[charge['status']]}; nothing sent",
+                    file=sys.stderr,
+                )
+                return 1
+            valor = args.value if args.value is not None else charge["value"]
             body = webhook_body(args.id, valor)
             params = {"hmac": settings.secret} if settings.webhook_auth == "token" else {}
             answer = client.post(
@@ -169,6 +215,13 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pixlive: cannot reach {base}: {exc}", file=sys.stderr)
         return 1
     print(answer.text)
+    if answer.status_code == 401 and settings.webhook_secret is None:
+        print(
+            f"pixlive: the server refused the signature: this command signed with the sandbox "
+            f"secret in {settings.secret_file}; run it with the server's PIXLIVE_DATABASE_URL "
+            "(the secret lives beside the database) or set PIXLIVE_WEBHOOK_SECRET",
+            file=sys.stderr,
+        )
     if answer.status_code != 200:
         return 1
     # Delivered is not paid: a wrong value or a final charge gives a mismatch, and a
@@ -184,16 +237,33 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="pixlive", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
+    root = argparse.ArgumentParser(
+        prog="pixlive",
+        description="Self-hosted Pix checkout with live payment confirmation.",
+        epilog="Settings come from PIXLIVE_* environment variables or a .env file "
+        "(see .env.example). `pixlive COMMAND --help` tells more about each command.",
+    )
+    root.add_argument("--version", action="version", version=f"pixlive {__version__}")
+    commands = root.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--tls-cert")
-    serve.add_argument("--tls-key")
-    serve.add_argument("--client-ca", help="require client certificates signed by this CA")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP server",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes; above 1 needs PostgreSQL and a shared bus (PIXLIVE_BUS_URL)",
+    )
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--client-ca", metavar="FILE", help="require client certificates signed by this CA"
+    )
     serve.set_defaults(run=_serve)
 
     commands.add_parser("migrate", help="create or upgrade the schema").set_defaults(run=_migrate)
@@ -210,9 +280,15 @@ def parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate-payment", help="send a signed webhook for a charge, as a PSP would"
     )
-    simulate.add_argument("id")
-    simulate.add_argument("--value", help="valor to send (default: the charge's value)")
-    simulate.add_argument("--url", help="base URL of the server (default: PIXLIVE_PUBLIC_URL)")
+    simulate.add_argument("id", help="the charge's id")
+    simulate.add_argument(
+        "--value", help="amount to send, e.g. 12.34 (default: the charge's own amount)"
+    )
+    simulate.add_argument(
+        "--url",
+        help="base URL of the server (default: PIXLIVE_PUBLIC_URL if set, else in the "
+        "sandbox where `pixlive serve` last started with this database)",
+    )
     simulate.set_defaults(run=_simulate)
     psp_emulator.register(commands)
     psp.register(commands)
@@ -222,7 +298,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    root = parser()
+    args = root.parse_args(argv)
+    if args.command is None:
+        root.print_help()
+        return 0
     if args.command == "serve" and bool(args.tls_cert) != bool(args.tls_key):
         print("--tls-cert and --tls-key go together", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,11 +110,13 @@ def test_simulate_payment_with_another_value_is_a_mismatch(shared_server: Server
     assert "Traceback" not in done.stderr
     assert shared_server.charge(charge["id"])["status"] == "ACTIVE"
 
-    # Paying a charge twice: the second is money after the end, a mismatch too.
+    # Paying a charge twice: the command says it is paid already, and sends nothing.
     assert shared_server.cli("simulate-payment", charge["id"]).returncode == 0
+    paid = shared_server.charge(charge["id"])
     second = shared_server.cli("simulate-payment", charge["id"])
-    assert second.returncode != 0 and '"mismatch"' in second.stdout
-    assert shared_server.charge(charge["id"])["status"] == "PAID"
+    assert second.returncode != 0
+    assert "already paid" in second.stderr and "mismatch" not in second.stderr
+    assert shared_server.charge(charge["id"]) == paid  # no mismatch event either
 
 
 def test_simulate_payment_failures_exit_non_zero(shared_server: Server) -> None:
@@ -295,6 +298,135 @@ def test_sandbox_without_a_secret_generates_one_that_simulate_payment_uses(
         assert again.pay(other["id"], "1.00").json()["results"][0]["outcome"] == "paid"
     finally:
         again.stop()
+
+
+def test_sandbox_follows_its_port_and_keeps_its_key_and_secret_beside_the_database(
+    tmp_path: Path,
+) -> None:
+    """`make run PORT=8001`: the links and simulate-payment follow the port; the key that
+    `serve` prints stays valid across restarts (and across a start that fails) until it is
+    revoked; simulate-payment run from another directory signs with the server's secret."""
+    unset = ("PIXLIVE_WEBHOOK_SECRET", "PIXLIVE_PUBLIC_URL")
+    first = start_server(tmp_path / "server", unset=unset)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    try:
+        assert first.log is not None
+        output = first.log.read_text()
+        port = first.url.rsplit(":", 1)[1]
+        assert f"open            http://127.0.0.1:{port}/" in output
+        found = re.search(r"API key\s+(pxl_\S+)", output)
+        assert found, output
+        key = found.group(1)
+        headers = {"Authorization": f"Bearer {key}"}
+        made = first.http.post("/payments/pix", json={"value": "12.34"}, headers=headers)
+        assert made.status_code == 201, made.text
+        charge = made.json()
+        assert charge["payment_url"] == f"http://127.0.0.1:{port}/payments/pix/{charge['id']}"
+        # Nothing of the sandbox's own lands in the directory the commands run from.
+        assert (first.workdir / ".pixlive-sandbox-secret").exists()
+
+        done = pixlive(first.env, elsewhere, "simulate-payment", charge["id"])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert first.charge(charge["id"])["status"] == "PAID"
+        assert list(elsewhere.iterdir()) == []
+
+        # A second start on the same port fails to bind: the running server's key still works.
+        clash = subprocess.run(
+            [sys.executable, "-m", "pixlive.cli", "serve", "--port", port],
+            env=first.env,
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert clash.returncode != 0
+        assert key in clash.stdout  # printed again: the same key
+        listed = first.http.get("/payments/pix", headers=headers)
+        assert listed.status_code == 200, listed.text
+    finally:
+        first.stop()
+
+    again = start_server(tmp_path / "server", migrate=False, api_key=key, unset=unset)
+    try:
+        assert again.log is not None
+        assert key in again.log.read_text()
+        assert again.http.get("/payments/pix", headers=headers).status_code == 200
+        assert again.cli("apikey", "revoke", "sandbox").returncode == 0
+        assert_error(again.http.get("/payments/pix", headers=headers), 401)
+    finally:
+        again.stop()
+
+    renewed = start_server(tmp_path / "server", migrate=False, api_key=key, unset=unset)
+    try:
+        assert renewed.log is not None
+        new = re.findall(r"API key\s+(pxl_\S+)", renewed.log.read_text())[-1]
+        assert new != key
+        assert renewed.http.get("/payments/pix", headers={"Authorization": f"Bearer {new}"})
+    finally:
+        renewed.stop()
+
+
+def test_a_sandbox_signature_that_fails_says_where_the_secret_is(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "server", unset=("PIXLIVE_WEBHOOK_SECRET",))
+    try:
+        charge = server.create_charge("1.00")
+        other = tmp_path / "other"
+        other.mkdir()
+        # Another database, so another sandbox secret: the server refuses its signature.
+        env = {**server.env, "PIXLIVE_DATABASE_URL": f"sqlite+aiosqlite:///{other}/pixlive.db"}
+        done = pixlive(env, other, "simulate-payment", charge["id"], "--url", server.url)
+        assert done.returncode != 0
+        assert "refused the signature" in done.stderr
+        assert str(other / ".pixlive-sandbox-secret") in done.stderr
+        assert "PIXLIVE_DATABASE_URL" in done.stderr
+    finally:
+        server.stop()
+
+
+# the command itself ------------------------------------------------------------------
+
+
+def test_bare_pixlive_prints_help_and_version(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    bare = pixlive(
+        env,
+        tmp_path,
+    )
+    assert bare.returncode == 0, bare.stderr
+    for command in ("serve", "migrate", "apikey", "simulate-payment"):
+        assert command in bare.stdout
+    version = pixlive(env, tmp_path, "--version")
+    assert version.returncode == 0
+    assert re.fullmatch(r"pixlive \d+\.\d+\.\d+\S*", version.stdout.strip()), version.stdout
+
+
+def test_every_serve_option_says_what_it_does_and_its_default(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    text = " ".join(pixlive(env, tmp_path, "serve", "--help").stdout.split())
+    for option, default in (("--host", "127.0.0.1"), ("--port", "8000"), ("--workers", "1")):
+        assert re.search(rf"{option} \S+ [a-z].*?\(default: {re.escape(default)}\)", text), text
+    for option in ("--tls-cert", "--tls-key", "--client-ca"):
+        assert re.search(rf"{option} FILE [a-z]", text), text
+
+
+def test_simulate_payment_help_is_in_one_language(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    text = pixlive(env, tmp_path, "simulate-payment", "--help").stdout
+    assert "amount" in text
+    for portuguese in ("valor", "cobrança", "pagamento"):
+        assert portuguese not in text.lower(), text
+
+
+def test_migrate_says_what_it_did(tmp_path: Path) -> None:
+    env = server_env(tmp_path, free_port())
+    first = pixlive(env, tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert re.fullmatch(r"created the schema \(revision \d{4}\)", first.stdout.strip())
+    again = pixlive(env, tmp_path, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "already up to date" in again.stdout and "created" not in again.stdout
 
 
 def test_serve_needs_both_tls_files(tmp_path: Path) -> None:

@@ -38,6 +38,16 @@ async def replace_api_key(uow: UnitOfWork, name: str, now: datetime) -> str:
     return await create_api_key(uow, name, now)
 
 
+async def keep_api_key(uow: UnitOfWork, name: str, kept: str | None, now: datetime) -> str:
+    """`kept` while it is still the active key of that name; otherwise a new one under that
+    name (the sandbox's key, which survives restarts until someone revokes it)."""
+    if kept is not None and kept.startswith(PREFIX):
+        found = await uow.repo.find_api_key(hash_key(kept))
+        if found is not None and found.name == name:
+            return kept
+    return await replace_api_key(uow, name, now)
+
+
 async def revoke_api_key(uow: UnitOfWork, name: str, now: datetime) -> bool:
     return await uow.repo.revoke_api_key(name, now)
 
