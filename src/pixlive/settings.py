@@ -97,8 +97,6 @@ class Settings(BaseSettings):
     # goes back to the charge's return_url on its own (0: it never does).
     merchant_logo_url: str | None = None
     return_redirect_seconds: int = Field(0, ge=0, le=60)
-    # Application logs: one JSON object a line, or text for a terminal.
-    log_format: Literal["text", "json"] = "text"
     # The merchant's PSP (DESIGN.md "Connecting a PSP"; docs/psp.md). With `apipix` the
     # webhook is authenticated by the PSP's verified client certificate unless told otherwise.
     psp: Literal["none", "apipix"] = "none"
