@@ -127,6 +127,7 @@ webhook_deliveries = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    sa.Index("ix_webhook_deliveries_endpoint_due", "endpoint_id", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_event", "event_id"),
     # The fan-out may read an event twice (see services/webhook_dispatch.py); redeliveries
     # and replays are deliveries of their own.

@@ -4,6 +4,7 @@ PostgreSQL has (SQLite serves one process, whose one writer already runs one at 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -306,46 +307,40 @@ class SqlWebhookStore:
         return added
 
     async def claim(
-        self, now: datetime, lease_until: datetime, owner: str, limit: int, busy: Collection[str]
+        self,
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+        limit: int,
+        room: Callable[[str], int],
     ) -> list[tuple[Delivery, Endpoint]]:
         stamp = _ms(now)
-        args: list[object] = [stamp, limit]
-        skip = ""
-        if busy:
-            marks = ", ".join(f"${n}" for n in range(3, len(busy) + 3))
-            skip = f" AND d.endpoint_id NOT IN ({marks})"
-            args.extend(sorted(busy))
-        lock = " FOR UPDATE OF d SKIP LOCKED" if self._pg else ""
-        n = len(args)
-        rows = await self.conn.fetch(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, "
-            f"lease_until = ${n + 1}, lease_owner = ${n + 2}, updated_at = $1 "
-            "WHERE id IN (SELECT d.id FROM webhook_deliveries d "
-            "JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = 1 "
-            "WHERE d.status = 'pending' AND d.next_attempt_at <= $1 "
-            f"AND (d.lease_until IS NULL OR d.lease_until <= $1){skip} "
-            f"ORDER BY d.next_attempt_at LIMIT $2{lock}) "
-            f"RETURNING {DELIVERY_COLUMNS}",
-            *args,
-            _ms(lease_until),
-            owner,
-        )
-        if not rows:
-            return []
-        deliveries = [delivery_from_row(row) for row in rows]
-        ids = sorted({d.endpoint_id for d in deliveries})
-        marks = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
-        endpoints = {
-            e.id: e
-            for e in (
-                endpoint_from_row(row)
-                for row in await self.conn.fetch(
-                    f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id IN ({marks})",
-                    *ids,
-                )
+        lock = " FOR UPDATE SKIP LOCKED" if self._pg else ""
+        endpoints = [e for e in await self.list_endpoints() if e.enabled]
+        random.shuffle(endpoints)  # when the slots run out, no endpoint is always last
+        claimed: list[tuple[Delivery, Endpoint]] = []
+        for endpoint in endpoints:
+            take = min(room(endpoint.id), limit - len(claimed))
+            if take <= 0:
+                continue
+            rows = await self.conn.fetch(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, "
+                "lease_until = $4, lease_owner = $5, updated_at = $1 "
+                "WHERE id IN (SELECT id FROM webhook_deliveries "
+                "WHERE endpoint_id = $2 AND status = 'pending' AND next_attempt_at <= $1 "
+                "AND (lease_until IS NULL OR lease_until <= $1) "
+                f"ORDER BY next_attempt_at LIMIT $3{lock}) "
+                f"RETURNING {DELIVERY_COLUMNS}",
+                stamp,
+                endpoint.id,
+                take,
+                _ms(lease_until),
+                owner,
             )
-        }
-        return [(d, endpoints[d.endpoint_id]) for d in deliveries if d.endpoint_id in endpoints]
+            claimed.extend((delivery_from_row(row), endpoint) for row in rows)
+            if len(claimed) >= limit:
+                break
+        return claimed
 
     async def finish_attempt(
         self,

@@ -187,7 +187,6 @@ class Dispatcher:
         self.owner = secrets.token_hex(8)
         self._wake = asyncio.Event()
         self._inflight: dict[str, int] = {}
-        self._queued: dict[str, list[tuple[Delivery, Endpoint]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self.sent = 0
@@ -243,45 +242,32 @@ class Dispatcher:
 
     async def step(self) -> Round:
         """Fans out, leases what is due and starts sending it; returns what it did."""
-        free = self.limits.total - sum(self._inflight.values()) - self._queued_count()
-        busy = {
-            endpoint_id
-            for endpoint_id, count in self._inflight.items()
-            if count >= self.limits.per_endpoint or self._queued.get(endpoint_id)
-        }
+        free = self.limits.total - sum(self._inflight.values())
+
+        def room(endpoint_id: str) -> int:
+            return self.limits.per_endpoint - self._inflight.get(endpoint_id, 0)
+
         now = self.clock()
         lease_until = now + self.limits.lease
 
         async def job(store: WebhookStore) -> Round:
             done = Round(fanned_out=await fan_out(store, self.render, now))
             if free > 0:
-                done.claimed = await store.claim(now, lease_until, self.owner, free, busy)
+                done.claimed = await store.claim(now, lease_until, self.owner, free, room)
             return done
 
         done = await self.tx.write(job)
         for delivery, endpoint in done.claimed:
-            self._queued.setdefault(endpoint.id, []).append((delivery, endpoint))
-            self._pump(endpoint.id)
+            self._inflight[endpoint.id] = self._inflight.get(endpoint.id, 0) + 1
+            task = asyncio.get_running_loop().create_task(self._attempt(delivery, endpoint))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return done
 
     async def idle(self) -> None:
         """Waits until every attempt started has been recorded."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _queued_count(self) -> int:
-        return sum(len(queue) for queue in self._queued.values())
-
-    def _pump(self, endpoint_id: str) -> None:
-        queue = self._queued.get(endpoint_id)
-        while queue and self._inflight.get(endpoint_id, 0) < self.limits.per_endpoint:
-            delivery, endpoint = queue.pop(0)
-            self._inflight[endpoint_id] = self._inflight.get(endpoint_id, 0) + 1
-            task = asyncio.get_running_loop().create_task(self._attempt(delivery, endpoint))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if not queue:
-            self._queued.pop(endpoint_id, None)
 
     async def _attempt(self, delivery: Delivery, endpoint: Endpoint) -> None:
         try:
@@ -311,5 +297,4 @@ class Dispatcher:
             self._inflight[endpoint.id] -= 1
             if not self._inflight[endpoint.id]:
                 del self._inflight[endpoint.id]
-            self._pump(endpoint.id)
             self.wake()  # a slot is free: what is due may be leased now

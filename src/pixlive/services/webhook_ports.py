@@ -125,10 +125,16 @@ class WebhookStore(Protocol):
         ...
 
     async def claim(
-        self, now: datetime, lease_until: datetime, owner: str, limit: int, busy: Collection[str]
+        self,
+        now: datetime,
+        lease_until: datetime,
+        owner: str,
+        limit: int,
+        room: Callable[[str], int],
     ) -> list[tuple[Delivery, Endpoint]]:
-        """Due deliveries of enabled endpoints not in `busy`, leased to `owner` (skipping
-        those another transaction holds), each counted as one more attempt."""
+        """Up to `limit` due deliveries of enabled endpoints, at most `room(endpoint id)` of
+        each, leased to `owner` (skipping those another transaction holds), each counted as
+        one more attempt."""
         ...
 
     async def finish_attempt(
