@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from pixlive import __version__
 from pixlive.api import (
     charges,
+    docs,
     errors,
     links,
     ops,
@@ -119,12 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted Pix checkout with live payment confirmation.",
         lifespan=lifespan,
         redoc_url=None,
+        docs_url=None,  # served by api/docs.py from our own origin, not a CDN
         # Every error has the one shape; routes list their specific ones on top of this.
         responses={"default": {"model": ErrorOut, "description": "An error (see its code)"}},
         # A trailing-slash redirect would answer odd ids with a 307 before the 404.
         redirect_slashes=False,
     )
     errors.install(app)
+    docs.install(app)
     links.install(app)
     app.include_router(webhook.router)
     app.include_router(charges.router)
