@@ -422,13 +422,14 @@ class SqlWebhookStore:
         return found
 
     async def next_due(self, now: datetime) -> datetime | None:
-        # A leased delivery is due again only if its lease lapses (its process died).
+        # By the due index: the leased rows it walks first are at most the leases in flight.
+        # A lease that lapses (its process died) is found by the next idle look.
         row = await self.conn.fetchrow(
-            "SELECT MIN(CASE WHEN lease_until > $1 THEN lease_until ELSE next_attempt_at END) "
-            "AS due FROM webhook_deliveries WHERE status = 'pending'",
+            "SELECT next_attempt_at FROM webhook_deliveries WHERE status = 'pending' "
+            "AND (lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at LIMIT 1",
             _ms(now),
         )
-        return _at(row["due"]) if row is not None else None
+        return _at(row["next_attempt_at"]) if row is not None else None
 
     async def queue_stats(self) -> QueueStats:
         row = await self.conn.fetchrow(

@@ -46,6 +46,7 @@ log = logging.getLogger("pixlive.webhooks")
 
 FAN_OUT_BATCH = 500
 GAP_WAIT = timedelta(seconds=5)
+STATS_EVERY = 5.0  # seconds between counts of the queue for the metrics
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._inflight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stats_due = 0.0
         self._loop: asyncio.Task[None] | None = None
         self.sent = 0
 
@@ -228,9 +230,12 @@ class Dispatcher:
     async def _until_next_due(self) -> float:
         now = self.clock()
         due = await self.tx.read(lambda store: store.next_due(now))
-        stats = await self.tx.read(lambda store: store.queue_stats())
-        oldest = (now - stats.oldest_due).total_seconds() if stats.oldest_due else 0.0
-        self.observer.queue(stats.pending, max(0.0, oldest))
+        if time.monotonic() >= self._stats_due:
+            # A count of the whole queue: once in a while, not every round.
+            self._stats_due = time.monotonic() + STATS_EVERY
+            stats = await self.tx.read(lambda store: store.queue_stats())
+            oldest = (now - stats.oldest_due).total_seconds() if stats.oldest_due else 0.0
+            self.observer.queue(stats.pending, max(0.0, oldest))
         wait = (due - now).total_seconds() if due is not None else self.limits.idle_poll
         if wait <= 0:
             # Due, yet not leased: its endpoint is at its limit here (a slot freeing wakes
