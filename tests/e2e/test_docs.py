@@ -68,3 +68,26 @@ def test_the_assets_are_ours(shared_server: Server) -> None:
     for path in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
         asset = shared_server.http.get(path)
         assert asset.status_code == 200 and len(asset.content) > 10_000, path
+
+
+def test_the_document_describes_every_operation_and_the_streams(shared_server: Server) -> None:
+    document = shared_server.http.get("/openapi.json").json()
+    paths = document["paths"]
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            assert operation.get("description"), f"{method.upper()} {path} has no description"
+    # The public read needs no key (`{}`); with one, it is the merchant's view.
+    assert paths["/payments/pix/{payment_id}"]["get"]["security"] == [{}, {"HTTPBearer": []}]
+    assert paths["/payments/pix"]["post"]["security"] == [{"HTTPBearer": []}]
+    # The events every stream carries, as schemas; the WebSocket and SSE routes say so.
+    schemas = document["components"]["schemas"]
+    assert {"EventOut", "SnapshotOut"} <= set(schemas)
+    assert "payment.paid" in schemas["EventOut"]["properties"]["type"]["enum"]
+    ws = paths["/payments/pix/{payment_id}/ws"]["get"]
+    assert "101" in ws["responses"] and "WebSocket" in ws["description"]
+    assert "EventOut" in paths["/payments/pix/{payment_id}/events"]["get"]["description"]
+    # The creation's request and answer have examples, and the example is a valid request.
+    example = schemas["ChargeCreate"]["examples"][0]
+    assert schemas["ChargeOut"]["examples"][0]["value"] == "12.34"
+    created = shared_server.http.post("/payments/pix", json=example, headers=shared_server.auth)
+    assert created.status_code == 201, created.text

@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from pixlive.api.document import complete
+
 CHARGES = "/payments/pix"
 CHARGE = "/payments/pix/{payment_id}"
 
@@ -90,7 +92,7 @@ def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         document = app.openapi_schema
         if document is None:
-            document = add_links(generate())
+            document = complete(add_links(generate()))
             app.openapi_schema = document
         return document
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -121,7 +121,20 @@ def _return_url(value: str) -> str:
 
 
 class ChargeCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "value": "12.34",
+                    "description": "Pedido 42",
+                    "expires_in": 1800,
+                    "payer": {"name": "Fulano de Tal", "cpf": "529.982.247-25"},
+                    "metadata": {"order_id": "42"},
+                }
+            ]
+        },
+    )
 
     value: Amount
     description: Annotated[str, Field(max_length=140, pattern=NO_NUL)] | None = None
@@ -135,6 +148,27 @@ class ChargeCreate(BaseModel):
 
 class ChargeOut(BaseModel):
     """The public view of a charge: what anyone holding its id may see."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "k3Jd9QmZpX2aVb7NcR4tYw8Le",
+                    "status": "ACTIVE",
+                    "value": "12.34",
+                    "description": "Pedido 42",
+                    "created_at": "2026-11-28T01:00:00.000Z",
+                    "expires_at": "2026-11-28T01:30:00.000Z",
+                    "paid_at": None,
+                    "end_to_end_id": None,
+                    "pix_copia_e_cola": "00020101021226...6304ABCD",
+                    "qr_code_url": "https://pay.example.com/payments/pix/k3Jd9QmZpX2aVb7NcR4tYw8Le/qrcode.svg",
+                    "payment_url": "https://pay.example.com/payments/pix/k3Jd9QmZpX2aVb7NcR4tYw8Le",
+                    "last_event_id": 41,
+                }
+            ]
+        }
+    )
 
     id: str
     status: Status
@@ -240,3 +274,53 @@ class PixResult(BaseModel):
 
 class WebhookOut(BaseModel):
     results: list[PixResult]
+
+
+# What the live streams send (documented in the OpenAPI components; the transports write
+# these shapes from the event rows directly) ----------------------------------------------
+
+EventType = Literal[
+    "payment.created", "payment.paid", "payment.expired", "payment.cancelled", "payment.mismatch"
+]
+
+
+class EventOut(BaseModel):
+    """One event of a charge, the same on every transport (WebSocket text frame, SSE
+    `data:`, long poll `events`, `GET /events`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "type": "payment.paid",
+                    "payment_id": "k3Jd9QmZpX2aVb7NcR4tYw8Le",
+                    "status": "PAID",
+                    "at": "2026-11-28T01:02:03.456Z",
+                    "data": {"value": "12.34", "end_to_end_id": "E" + "1" * 31},
+                }
+            ]
+        }
+    )
+
+    id: int
+    type: EventType
+    payment_id: str
+    status: Status
+    at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    data: Annotated[
+        dict[str, Any],
+        Field(
+            description="payment.created: value, expires_at; payment.paid: value, "
+            "end_to_end_id; payment.mismatch: end_to_end_id, received, expected, reason "
+            "(value_differs or charge_final); the others: {}"
+        ),
+    ]
+
+
+class SnapshotOut(BaseModel):
+    """The first message of every stream: the charge as it is, and where its events stand."""
+
+    type: Literal["snapshot"]
+    last_event_id: int
+    payment: ChargeOut
