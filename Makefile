@@ -47,11 +47,12 @@ test: lint $(AXE)
 clean:
 	rm -rf $(VENV) tests/.npm .pytest_cache .mypy_cache .ruff_cache pixlive.db pixlive.db-wal pixlive.db-shm
 
-# Full benchmark (< 20 min): writes docs/benchmarks.md, docs/benchmarks.json, docs/img/bench-*.png
+# Full benchmark (about 15 min on a quiet machine; what it measures: bench/scenarios.py):
+# writes docs/benchmarks.md, docs/benchmarks.json, docs/img/bench-*.png
 bench: $(STAMP)
 	PIXLIVE_BENCH_COMMAND="make bench" $(PY) -m bench --mode full
 
-# Smaller sizes, shared servers (< 2 min): the same report, marked as quick
+# Smaller sizes, shared servers (a few minutes): the same report, marked as quick
 bench-quick: $(STAMP)
 	PIXLIVE_BENCH_COMMAND="make bench-quick" $(PY) -m bench --mode quick
 
