@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from pixlive.adapters.database import database_from_url
-from pixlive.adapters.group_commit import GroupCommitWriter
-from pixlive.runtime import utcnow
+from pixlive.runtime import Offline
 from pixlive.services.charges import NewCharge, Receiver, create_charge
-from pixlive.services.unit_of_work import UnitOfWork
+from pixlive.services.unit_of_work import UnitOfWork, jobs
 from pixlive.settings import Settings
 
 BATCH = 500
@@ -24,10 +22,6 @@ BATCH = 500
 
 async def seed(count: int, value: int) -> list[str]:
     settings = Settings()
-    db = database_from_url(settings.database_url)
-    await db.start()
-    writer = GroupCommitWriter(db, lambda events: None)
-    await writer.start()
     receiver = Receiver(
         pix_key=settings.receiver_pix_key,
         name=settings.receiver_name,
@@ -36,17 +30,14 @@ async def seed(count: int, value: int) -> list[str]:
     command = NewCharge(value=value, expires_in=7200)
 
     async def job(uow: UnitOfWork) -> str:
-        charge, _ = await create_charge(uow, command, receiver, utcnow())
+        charge, _ = await create_charge(uow, command, receiver, offline.clock.now())
         return charge.id
 
     ids: list[str] = []
-    try:
+    async with Offline(settings) as offline:
         for start in range(0, count, BATCH):
             n = min(BATCH, count - start)
-            ids.extend(await asyncio.gather(*(writer.run(job) for _ in range(n))))
-    finally:
-        await writer.close()
-        await db.close()
+            ids.extend(await asyncio.gather(*(offline.writer.run(jobs, job) for _ in range(n))))
     return ids
 
 

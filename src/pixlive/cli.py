@@ -13,30 +13,22 @@ from typing import TypeVar
 import httpx
 
 from pixlive import __version__
-from pixlive.adapters.database import database_from_url
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
-from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.preflight import check_database
-from pixlive.adapters.repository import ApiKey
 from pixlive.commands import listen, psp, psp_emulator, sandbox, trigger
-from pixlive.runtime import utcnow
+from pixlive.runtime import Offline
 from pixlive.services import api_keys
 from pixlive.services.psp import signed_headers, webhook_body
+from pixlive.services.records import ApiKey
+from pixlive.services.unit_of_work import jobs
 from pixlive.settings import ConfigurationError, Settings, check_names
 
 T = TypeVar("T")
 
 
-async def _with_writer(settings: Settings, job: Callable[[GroupCommitWriter], Awaitable[T]]) -> T:
-    db = database_from_url(settings.database_url)
-    await db.start()
-    writer = GroupCommitWriter(db, lambda events: None)
-    await writer.start()
-    try:
-        return await job(writer)
-    finally:
-        await writer.close()
-        await db.close()
+async def _with_writer(settings: Settings, job: Callable[[Offline], Awaitable[T]]) -> T:
+    async with Offline(settings) as offline:
+        return await job(offline)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,8 +91,11 @@ def _sandbox_start(settings: Settings, base: str) -> None:
     key = asyncio.run(
         _with_writer(
             settings,
-            lambda w: w.run(
-                lambda uow: api_keys.keep_api_key(uow, sandbox.SANDBOX_KEY_NAME, kept, utcnow())
+            lambda o: o.writer.run(
+                jobs,
+                lambda uow: api_keys.keep_api_key(
+                    uow, sandbox.SANDBOX_KEY_NAME, kept, o.clock.now()
+                ),
             ),
         )
     )
@@ -137,7 +132,9 @@ def _apikey(args: argparse.Namespace, settings: Settings) -> int:
             key = asyncio.run(
                 _with_writer(
                     settings,
-                    lambda w: w.run(lambda uow: api_keys.create_api_key(uow, args.name, utcnow())),
+                    lambda o: o.writer.run(
+                        jobs, lambda uow: api_keys.create_api_key(uow, args.name, o.clock.now())
+                    ),
                 )
             )
         except Conflict:
@@ -150,15 +147,17 @@ def _apikey(args: argparse.Namespace, settings: Settings) -> int:
         done = asyncio.run(
             _with_writer(
                 settings,
-                lambda w: w.run(lambda uow: api_keys.revoke_api_key(uow, args.name, utcnow())),
+                lambda o: o.writer.run(
+                    jobs, lambda uow: api_keys.revoke_api_key(uow, args.name, o.clock.now())
+                ),
             )
         )
         print(f"revoked {args.name!r}" if done else f"no active key named {args.name!r}")
         return 0 if done else 1
 
-    async def listing(writer: GroupCommitWriter) -> list[ApiKey]:
-        async with writer.db.read() as conn:
-            return await api_keys.list_api_keys(conn)
+    async def listing(offline: Offline) -> list[ApiKey]:
+        async with offline.db.read() as queries:
+            return await api_keys.list_api_keys(queries)
 
     for item in asyncio.run(_with_writer(settings, listing)):
         state = "revoked" if item.revoked_at else "active"

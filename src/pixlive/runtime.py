@@ -1,26 +1,31 @@
-"""The process's long-lived parts, started and stopped together: database, group-commit
-writer, bus, hub, expiry sweeper. Entry points reach them through this one object."""
+"""The composition root: the one place that builds the process's parts and wires them
+together (database, clock, writer, bus, hub, expiry sweeper), starts and stops them.
+Entry points (api/, cli.py) reach the services through this one object.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from types import TracebackType
 
 from pixlive.adapters.apipix.factory import psp_from_settings
 from pixlive.adapters.bus import bus_from_url
+from pixlive.adapters.clock import SystemClock
 from pixlive.adapters.database import Database, database_from_url
-from pixlive.adapters.errors import DatabaseUnavailable
-from pixlive.adapters.group_commit import GroupCommitWriter
-from pixlive.adapters.repository import Repository
 from pixlive.domain.events import RecordedEvent
 from pixlive.psp_runtime import Reconciler
 from pixlive.realtime.admission import RateLimit, StreamSlots
 from pixlive.realtime.hub import Hub
 from pixlive.realtime.keepalive import Keepalive
+from pixlive.services import events
 from pixlive.services.charges import Receiver
+from pixlive.services.errors import DatabaseUnavailable
 from pixlive.services.expiry import expire_due
+from pixlive.services.ports import Clock
+from pixlive.services.unit_of_work import jobs
+from pixlive.services.writer import OnCommit, Writer
 from pixlive.settings import Settings
 from pixlive.testing.faults import crash_after_commit
 from pixlive.webhook_runtime import Webhooks
@@ -28,13 +33,10 @@ from pixlive.webhook_runtime import Webhooks
 log = logging.getLogger("pixlive")
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
         self.db: Database = database_from_url(settings.database_url)
         self.hub = Hub(
             bus_from_url(settings.bus_url),
@@ -42,7 +44,9 @@ class Runtime:
             self.newest_event_id,
             relay_interval=settings.relay_seconds,
         )
-        self.writer = GroupCommitWriter(self.db, crash_after_commit(self._committed))
+        # What the writer calls once a batch is durable: one function, to wrap if need be.
+        events_committed: OnCommit = crash_after_commit(self.events_committed)
+        self.writer = Writer(self.db, self.clock, events_committed)
         self.webhooks = Webhooks(settings, self.writer, self.db)
         self.psp = psp_from_settings(settings)
         self.reconciler = (
@@ -88,30 +92,59 @@ class Runtime:
         await self.hub.close()
         await self.db.close()
 
-    def _committed(self, events: list[RecordedEvent]) -> None:
+    def events_committed(self, events: list[RecordedEvent]) -> None:
+        """A batch's events, once its COMMIT returned: to this process's pages and the
+        others' (the hub), and to the merchant webhooks' dispatcher."""
         self.hub.publish_committed(events)
         if events:
             self.webhooks.dispatcher.wake()
 
     async def newest_event_id(self) -> int:
-        async with self.db.read() as conn:
-            return await Repository(conn).last_event_id()
+        async with self.db.read() as queries:
+            return await events.last_event_id(queries)
 
     async def load_events(
         self, payment_id: str | None, after: int, limit: int
     ) -> list[RecordedEvent]:
-        async with self.db.read() as conn:
-            repo = Repository(conn)
+        async with self.db.read() as queries:
             if payment_id is None:
-                return await repo.all_events_after(after, limit)
-            return await repo.events_after(payment_id, after, limit)
+                return await events.all_events_after(queries, after, limit)
+            return await events.events_after(queries, payment_id, after, limit)
 
     async def _sweep(self) -> None:
         interval = self.settings.expiry_sweep_seconds
         while True:
             try:
-                while await self.writer.run(lambda uow: expire_due(uow, utcnow())):
+                while await self.writer.run(jobs, lambda uow: expire_due(uow, self.clock.now())):
                     pass
             except DatabaseUnavailable as exc:
                 log.warning("expiry sweep skipped: %s", exc)
             await asyncio.sleep(interval)
+
+
+class Offline:
+    """The database and a writer, without bus, hub or sweeper: for commands that write
+    once and exit (`pixlive apikey`, the bench's seeding).
+
+        async with Offline(settings) as offline:
+            await offline.writer.run(jobs, job)
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.clock: Clock = SystemClock()
+        self.db: Database = database_from_url(settings.database_url)
+        self.writer = Writer(self.db, self.clock, lambda events: None)
+
+    async def __aenter__(self) -> Offline:
+        await self.db.start()
+        await self.writer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.writer.close()
+        await self.db.close()

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pixlive import metrics
 from pixlive.adapters.database import Database
+from pixlive.adapters.repository import Repository
 from pixlive.adapters.webhook_sender import HttpSender
-from pixlive.adapters.webhook_store import WebhookTransactions
+from pixlive.adapters.webhook_store import SqlWebhookStore
 from pixlive.api.models import MerchantChargeOut
 from pixlive.domain.charge import Charge
 from pixlive.domain.webhook_url import UrlPolicy
-from pixlive.services.unit_of_work import Writer
+from pixlive.services.unit_of_work import UnitOfWork, jobs
 from pixlive.services.webhook_dispatch import Dispatcher, Limits, Observer
+from pixlive.services.webhook_ports import Job
+from pixlive.services.writer import Writer
 from pixlive.settings import Settings
 
 log = logging.getLogger("pixlive.webhooks")
+T = TypeVar("T")
 
 
 def url_policy(settings: Settings) -> UrlPolicy:
@@ -27,6 +31,28 @@ def url_policy(settings: Settings) -> UrlPolicy:
     return UrlPolicy(
         https_only=production, public_only=production and not settings.webhook_allow_private
     )
+
+
+class WebhookTransactions:
+    """The webhook store in the process's transactions: writes as jobs of the group-commit
+    writer (so that SQLite's one writer and PostgreSQL's batches serve them too, and an event
+    they record is published after the commit), reads on a reader connection."""
+
+    def __init__(self, writer: Writer, db: Database) -> None:
+        self.writer = writer
+        self.db = db
+
+    async def write(self, job: Job[T]) -> T:
+        async def run(uow: UnitOfWork) -> T:
+            store = uow.repo
+            assert isinstance(store, Repository)  # the SQL stores of adapters/
+            return await job(SqlWebhookStore(store.conn, uow.record))
+
+        return await self.writer.run(jobs, run)
+
+    async def read(self, job: Job[T]) -> T:
+        async with self.db.read() as reader:
+            return await job(SqlWebhookStore(reader.conn))
 
 
 class Webhooks:

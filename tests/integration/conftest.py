@@ -1,9 +1,9 @@
 """Fixtures for the persistence and service tests: a migrated database on SQLite (a temp
 file) and on the real PostgreSQL (a fresh database per test), with a started
-`GroupCommitWriter` whose `on_commit` collects what it publishes.
+`Writer` whose `on_commit` collects what it publishes.
 
 Every test that asks for `db_url` or `stack` runs once per backend. More "processes" on the
-same database come from `open_stack`: each is a separate Database + GroupCommitWriter.
+same database come from `open_stack`: each is a separate Database + Writer.
 
 The helpers below are imported by the test modules as `itest` (this folder is no package,
 and every such conftest.py would otherwise be the one module named "conftest").
@@ -12,6 +12,7 @@ and every such conftest.py would otherwise be the one module named "conftest").
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import string
 import sys
@@ -23,14 +24,15 @@ from typing import Any, TypeVar
 import pytest
 
 from pixlive.adapters.database import Database, database_from_url
-from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.migrate import upgrade
 from pixlive.adapters.postgres import PostgresDatabase
 from pixlive.adapters.repository import Repository
 from pixlive.domain.events import RecordedEvent
 from pixlive.services.charges import NewCharge, Receiver, create_charge
-from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
-from pixlive.services.unit_of_work import Job, UnitOfWork
+from pixlive.services.confirmation import IncomingPix, Outcome, confirm
+from pixlive.services.records import ReceivedPix
+from pixlive.services.unit_of_work import Job, UnitOfWork, jobs
+from pixlive.services.writer import Writer
 
 T = TypeVar("T")
 sys.modules["itest"] = sys.modules[__name__]
@@ -67,6 +69,52 @@ def pix_for(
     return IncomingPix(end_to_end_id=e2e, txid=txid, value=value, horario=when, raw=raw)
 
 
+async def confirm_in(uow: UnitOfWork, pix: IncomingPix, now: datetime = T0) -> Outcome:
+    """Confirms one Pix inside a job, beside the job's other writes."""
+    done = await confirm(uow.repo, [[pix]], now)  # type: ignore[arg-type]
+    uow.events.extend(done.events)
+    (outcomes,) = done.results
+    assert isinstance(outcomes, list)
+    return outcomes[0]
+
+
+async def count_received(uow: UnitOfWork) -> int:
+    conn = uow.repo.conn  # type: ignore[attr-defined]
+    row = await conn.fetchrow("SELECT COUNT(*) FROM received_pix")
+    return int(row[0])
+
+
+async def received(repo: Repository, end_to_end_id: str) -> ReceivedPix | None:
+    """The ledger's row of this endToEndId."""
+    row = await repo.conn.fetchrow(
+        "SELECT end_to_end_id, txid, value, horario, raw, outcome, payment_id, "
+        "received_at FROM received_pix WHERE end_to_end_id = $1",
+        end_to_end_id,
+    )
+    if row is None:
+        return None
+    return ReceivedPix(
+        end_to_end_id=row[0],
+        txid=row[1],
+        value=row[2],
+        horario=row[3],
+        raw=json.loads(row[4]),
+        outcome=row[5],
+        payment_id=row[6],
+        received_at=datetime.fromtimestamp(row[7] / 1000, tz=UTC),
+    )
+
+
+class Clock:
+    """A stack's time: T0 until a test sets another."""
+
+    def __init__(self) -> None:
+        self.at = T0
+
+    def now(self) -> datetime:
+        return self.at
+
+
 class Gate:
     """A job that holds its batch open until released, so that the next jobs queue up and
     are committed together in the next batch."""
@@ -86,24 +134,25 @@ class Stack:
     def __init__(self, url: str, db: Database) -> None:
         self.url = url
         self.db = db
+        self.clock = Clock()
         self.published: list[RecordedEvent] = []
         self.publications = 0
-        self.writer = GroupCommitWriter(db, self._on_commit)
+        self.writer = Writer(db, self.clock, self._on_commit)
 
     def _on_commit(self, events: list[RecordedEvent]) -> None:
         self.publications += 1
         self.published.extend(events)
 
     async def run(self, job: Job[T]) -> T:
-        return await asyncio.wait_for(self.writer.run(job), WAIT)
+        return await asyncio.wait_for(self.writer.run(jobs, job), WAIT)
 
     async def read(self, query: Callable[[Repository], Awaitable[T]]) -> T:
-        async with self.db.read() as conn:
-            return await query(Repository(conn))
+        async with self.db.read() as repo:
+            return await query(repo)
 
     async def scalar(self, sql: str, *args: object) -> Any:
-        async with self.db.read() as conn:
-            row = await conn.fetchrow(sql, *args)
+        async with self.db.read() as repo:
+            row = await repo.conn.fetchrow(sql, *args)
         assert row is not None
         return row[0]
 
@@ -124,14 +173,15 @@ class Stack:
         )
         return charge
 
-    async def confirm(self, pix: IncomingPix, now: datetime = T0) -> Outcome:
-        """As the webhook runs it: naming the charge it will change."""
-        return await asyncio.wait_for(
-            self.writer.run(
-                lambda uow: confirm_pix(uow, pix, now), charges=[pix.txid] if pix.txid else []
-            ),
-            WAIT,
-        )
+    async def confirm(self, pix: IncomingPix, now: datetime | None = None) -> Outcome:
+        """As the webhook runs it: a delivery of one Pix, at `now` (else the stack's time)."""
+        if now is not None:
+            self.clock.at = now
+        (outcome,) = await asyncio.wait_for(self.writer.run(confirm, [pix]), WAIT)
+        return outcome
+
+    async def received(self, end_to_end_id: str) -> ReceivedPix | None:
+        return await self.read(lambda repo: received(repo, end_to_end_id))
 
 
 def make_database(url: str, *, writers: int | None = None) -> Database:

@@ -17,30 +17,33 @@ from itest import (
     RECEIVER,
     T0,
     WAIT,
+    Clock,
     Gate,
     Stack,
     at,
+    confirm_in,
+    count_received,
     make_database,
     pix_for,
+    received,
     start_stack,
     stop_stack,
 )
 
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
-from pixlive.adapters.group_commit import GroupCommitWriter
 from pixlive.adapters.migrate import upgrade
 from pixlive.adapters.postgres import PostgresDatabase
-from pixlive.adapters.repository import Repository
-from pixlive.adapters.sqlite import sqlite_path
+from pixlive.adapters.sqlite_connection import sqlite_path
 from pixlive.domain.charge import Status
 from pixlive.domain.errors import ChargeFinal, DomainError
 from pixlive.domain.events import RecordedEvent
 from pixlive.domain.ids import new_charge_id
 from pixlive.services import api_keys
 from pixlive.services.charges import NewCharge, cancel_charge, create_charge
-from pixlive.services.confirmation import Outcome, confirm_pix
+from pixlive.services.confirmation import Outcome, confirm
 from pixlive.services.expiry import expire_due
-from pixlive.services.unit_of_work import UnitOfWork
+from pixlive.services.unit_of_work import UnitOfWork, jobs
+from pixlive.services.writer import Writer
 
 # durability -----------------------------------------------------------------------------
 
@@ -56,9 +59,8 @@ async def test_a_confirmation_is_committed_when_run_returns(db_url: str) -> None
         fresh = make_database(db_url)
         await fresh.start()
         try:
-            async with fresh.read() as conn:
-                repo = Repository(conn)
-                row = await repo.get_received(pix.end_to_end_id)
+            async with fresh.read() as repo:
+                row = await received(repo, pix.end_to_end_id)
                 stored = await repo.get_charge(charge.id)
                 events = await repo.events_after(charge.id, 0, 10)
         finally:
@@ -75,9 +77,10 @@ async def test_sqlite_writes_through_wal_with_full_fsync(sqlite_url: str) -> Non
     db_url = sqlite_url
     stack = await start_stack(db_url)
     try:
-        async with stack.db.write_session() as session:
-            synchronous = await session.conn.fetchrow("PRAGMA synchronous")
-            journal = await session.conn.fetchrow("PRAGMA journal_mode")
+        async with stack.db.transaction() as transaction:  # the writer's connection
+            conn = transaction.store.conn  # type: ignore[attr-defined]
+            synchronous = await conn.fetchrow("PRAGMA synchronous")
+            journal = await conn.fetchrow("PRAGMA journal_mode")
     finally:
         await stop_stack(stack)
     assert synchronous is not None and synchronous[0] == 2  # FULL
@@ -89,7 +92,7 @@ async def test_sqlite_writes_through_wal_with_full_fsync(sqlite_url: str) -> Non
 async def test_an_unreachable_postgresql_gives_database_unavailable(free_port: int) -> None:
     db = PostgresDatabase(f"postgresql://postgres@127.0.0.1:{free_port}/x")
     published: list[RecordedEvent] = []
-    writer = GroupCommitWriter(db, published.extend)
+    writer = Writer(db, Clock(), published.extend)
 
     await asyncio.wait_for(db.start(), WAIT)  # comes up; answers 503s until the DB is back
     await writer.start()
@@ -97,20 +100,18 @@ async def test_an_unreachable_postgresql_gives_database_unavailable(free_port: i
         assert await asyncio.wait_for(db.ping(), WAIT) is False
         for _ in range(2):
             with pytest.raises(DatabaseUnavailable):
-                await asyncio.wait_for(
-                    writer.run(lambda uow: confirm_pix(uow, pix_for("A" * 25, 100), T0)), WAIT
-                )
+                await asyncio.wait_for(writer.run(confirm, [pix_for("A" * 25, 100)]), WAIT)
         results = await asyncio.wait_for(
             asyncio.gather(
-                *(writer.run(lambda uow: uow.repo.count_received()) for _ in range(10)),
+                *(writer.run(jobs, count_received) for _ in range(10)),
                 return_exceptions=True,
             ),
             WAIT,
         )
         assert all(isinstance(r, DatabaseUnavailable) for r in results)
         with pytest.raises(DatabaseUnavailable):
-            async with db.read() as conn:
-                await conn.fetchrow("SELECT 1")
+            async with db.read() as repo:
+                await repo.conn.fetchrow("SELECT 1")
     finally:
         await asyncio.wait_for(writer.close(), WAIT)
         await asyncio.wait_for(db.close(), WAIT)
@@ -129,7 +130,7 @@ async def test_a_lost_postgresql_connection_fails_its_batch_and_the_writer_recov
         pix = pix_for(charge.id, 1234)
 
         async def killed(uow: UnitOfWork) -> None:
-            await confirm_pix(uow, pix, T0)
+            await confirm_in(uow, pix, T0)
             await uow.repo.conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
 
         with pytest.raises(DatabaseUnavailable):
@@ -198,26 +199,26 @@ async def test_a_failing_job_leaves_the_rest_of_its_batch_alone(open_stack: Any)
         pass
 
     async def writes_then_raises(uow: UnitOfWork) -> None:
-        await confirm_pix(uow, pix_for(good.id, 100), T0)  # would be a mismatch event
+        await confirm_in(uow, pix_for(good.id, 100), T0)  # would be a mismatch event
         await uow.repo.add_charge(replace(good, id=new_charge_id()))  # would be a third charge
         raise Boom("the use case refuses")
 
     async def violates_a_constraint(uow: UnitOfWork) -> None:
-        await confirm_pix(uow, pix_for("V" * 25, 400), T0)
+        await confirm_in(uow, pix_for("V" * 25, 400), T0)
         await api_keys.create_api_key(uow, "taken", T0)  # a unique key refuses this one
 
     gate = Gate()
     blocker = asyncio.ensure_future(stack.run(gate))
     await asyncio.wait_for(gate.entered.wait(), WAIT)
-    batches = stack.writer.batches
+    reruns = stack.writer.reruns
     jobs = [
         asyncio.ensure_future(stack.run(job))
         for job in (
-            lambda uow: confirm_pix(uow, good_pix, T0),
+            lambda uow: confirm_in(uow, good_pix, T0),
             writes_then_raises,
             lambda uow: cancel_charge(uow, final.id, at(2)),  # ChargeFinal
             violates_a_constraint,
-            lambda uow: confirm_pix(uow, other_pix, T0),
+            lambda uow: confirm_in(uow, other_pix, T0),
         )
     ]
     await asyncio.sleep(0.05)
@@ -225,7 +226,7 @@ async def test_a_failing_job_leaves_the_rest_of_its_batch_alone(open_stack: Any)
     await blocker
     results = await asyncio.gather(*jobs, return_exceptions=True)
 
-    assert stack.writer.batches == batches + 2  # the gate's batch, then all five together
+    assert stack.writer.reruns == reruns + 1  # all five together, then one by one
     assert results[0] is Outcome.PAID
     assert isinstance(results[1], Boom)
     assert isinstance(results[2], ChargeFinal)
@@ -244,9 +245,10 @@ async def test_a_failing_job_leaves_the_rest_of_its_batch_alone(open_stack: Any)
     assert [e.type for e in stack.published[published:]] == ["payment.paid"]
 
 
-async def test_a_batch_runs_without_savepoints_until_a_job_fails(open_stack: Any) -> None:
-    """Optimistic batches: no savepoint per job; one failing job rolls the batch back and
-    runs it again with savepoints, so that the others commit and it alone gets its error."""
+async def test_a_failing_job_sends_its_batch_round_again_item_by_item(open_stack: Any) -> None:
+    """No savepoints: one failing job rolls the batch back, and the writer runs its items
+    again, each in a transaction of its own, so that the others commit and the failing one
+    alone gets its error."""
     stack: Stack = await open_stack(writers=1)
     charges = [await stack.new_charge(100 + n) for n in range(3)]
     runs: list[str] = []
@@ -254,16 +256,16 @@ async def test_a_batch_runs_without_savepoints_until_a_job_fails(open_stack: Any
     class Boom(DomainError):
         pass
 
-    def confirm(n: int) -> Any:
+    def good(n: int) -> Any:
         async def job(uow: UnitOfWork) -> Outcome:
             runs.append(f"good{n}")
-            return await confirm_pix(uow, pix_for(charges[n].id, 100 + n), T0)
+            return await confirm_in(uow, pix_for(charges[n].id, 100 + n), T0)
 
         return job
 
     async def fails(uow: UnitOfWork) -> None:
         runs.append("bad")
-        await confirm_pix(uow, pix_for(charges[2].id, 102), T0)
+        await confirm_in(uow, pix_for(charges[2].id, 102), T0)
         raise Boom("refused after writing")
 
     async def in_one_batch(*jobs: Any) -> list[Any]:
@@ -277,10 +279,10 @@ async def test_a_batch_runs_without_savepoints_until_a_job_fails(open_stack: Any
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     reruns = stack.writer.reruns
-    assert await in_one_batch(confirm(0)) == [Outcome.PAID]
+    assert await in_one_batch(good(0)) == [Outcome.PAID]
     assert stack.writer.reruns == reruns
 
-    results = await in_one_batch(confirm(1), fails, confirm(2))
+    results = await in_one_batch(good(1), fails, good(2))
 
     assert stack.writer.reruns == reruns + 1
     assert results[0] is Outcome.PAID
@@ -292,30 +294,31 @@ async def test_a_batch_runs_without_savepoints_until_a_job_fails(open_stack: Any
     assert paid == [c.id for c in charges]  # once each, though good1 ran twice
 
 
-async def test_charges_read_ahead_for_a_batch_see_its_earlier_writes(open_stack: Any) -> None:
-    """Jobs name the charges they will change, and a batch reads them all at once; a charge
-    that an earlier job of the batch changed is read again, with that change."""
+async def test_the_operations_of_a_batch_see_each_others_writes(open_stack: Any) -> None:
+    """A sweep and confirmations in one batch: the confirmations, run after it, see the
+    charge it expired; two Pix for one charge see each other."""
     stack: Stack = await open_stack(writers=1)
-    charge = await stack.new_charge(100, expires_in=60)
+    charge = await stack.new_charge(100, expires_in=3600)
     due = await stack.new_charge(200, expires_in=60)
     first, second, late = pix_for(charge.id, 100), pix_for(charge.id, 100), pix_for(due.id, 200)
     gate = Gate()
     blocker = asyncio.ensure_future(stack.run(gate))
     await asyncio.wait_for(gate.entered.wait(), WAIT)
-    jobs = [
-        stack.writer.run(lambda uow: confirm_pix(uow, first, at(1)), charges=[charge.id]),
-        stack.writer.run(lambda uow: confirm_pix(uow, second, at(1)), charges=[charge.id]),
-        stack.writer.run(lambda uow: expire_due(uow, at(61))),
-        stack.writer.run(lambda uow: confirm_pix(uow, late, at(30)), charges=[due.id]),
+    stack.clock.at = at(30)  # the batch's time: before the due charge's expiry
+    futures = [
+        asyncio.ensure_future(stack.writer.run(jobs, lambda uow: expire_due(uow, at(61)))),
+        asyncio.ensure_future(stack.writer.run(confirm, [first])),
+        asyncio.ensure_future(stack.writer.run(confirm, [second])),
+        asyncio.ensure_future(stack.writer.run(confirm, [late])),
     ]
-    futures = [asyncio.ensure_future(job) for job in jobs]
     await asyncio.sleep(0.05)
     gate.release.set()
     await blocker
+    batches = stack.writer.batches
     results = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
 
-    assert results[:2] == [Outcome.PAID, Outcome.MISMATCH]
-    assert results[3] is Outcome.MISMATCH  # the sweep in the same batch expired it first
+    assert stack.writer.batches == batches + 1
+    assert results == [1, [Outcome.PAID], [Outcome.MISMATCH], [Outcome.MISMATCH]]
     assert [e.type for e in await stack.events(charge.id)] == [
         "payment.created",
         "payment.paid",
@@ -368,7 +371,7 @@ async def test_events_are_published_only_after_their_commit(open_stack: Any) -> 
     charges = [await stack.new_charge(100 + n) for n in range(3)]
 
     async def refused(uow: UnitOfWork) -> None:
-        await confirm_pix(uow, pix_for(charges[0].id, 100), T0)
+        await confirm_in(uow, pix_for(charges[0].id, 100), T0)
         raise ChargeFinal("refused after recording an event")
 
     results = await asyncio.gather(
@@ -424,7 +427,7 @@ async def test_a_batch_the_database_refuses_answers_every_caller(open_stack: Any
     gate = Gate()
     blocker = asyncio.ensure_future(stack.run(gate))
     await asyncio.wait_for(gate.entered.wait(), WAIT)
-    assert await stack.read(lambda repo: repo.count_received()) == 0  # reads go on meanwhile
+    assert await stack.count("received_pix") == 0  # reads go on meanwhile
     published = len(stack.published)
 
     async def broken(uow: UnitOfWork) -> None:
@@ -433,9 +436,9 @@ async def test_a_batch_the_database_refuses_answers_every_caller(open_stack: Any
     jobs = [
         asyncio.ensure_future(stack.run(job))
         for job in (
-            lambda uow: confirm_pix(uow, pix_for("B" * 25, 100), T0),
+            lambda uow: confirm_in(uow, pix_for("B" * 25, 100), T0),
             broken,
-            lambda uow: confirm_pix(uow, pix_for("C" * 25, 100), T0),
+            lambda uow: confirm_in(uow, pix_for("C" * 25, 100), T0),
         )
     ]
     await asyncio.sleep(0.05)
@@ -455,20 +458,17 @@ async def test_close_finishes_what_is_queued_and_what_is_committing(db_url: str)
     stack = await start_stack(db_url)
     charges = [await stack.new_charge(100 + n) for n in range(20)]
     pixes = [pix_for(c.id, c.value) for c in charges]
-    runs = [
-        asyncio.ensure_future(stack.writer.run(lambda uow, p=p: confirm_pix(uow, p, T0)))
-        for p in pixes
-    ]
+    runs = [asyncio.ensure_future(stack.writer.run(confirm, [p])) for p in pixes]
     await asyncio.sleep(0)  # queued; the writer may be in the middle of a batch
 
     await asyncio.wait_for(stack.writer.close(), WAIT)
     outcomes = await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), WAIT)
     # close() answered every caller, and an answer means committed
-    assert outcomes == [Outcome.PAID] * 20
+    assert outcomes == [[Outcome.PAID]] * 20
     assert await stack.count("received_pix") == 20
     # a job handed to a closed writer is refused rather than left waiting forever
     with pytest.raises(DatabaseUnavailable):
-        await asyncio.wait_for(stack.writer.run(lambda uow: uow.repo.count_received()), WAIT)
+        await asyncio.wait_for(stack.writer.run(jobs, count_received), WAIT)
     await stack.db.close()
 
 
@@ -477,13 +477,13 @@ async def test_a_database_first_used_by_many_at_once_opens_one_pool(pg_url: str)
     many requests arrive at once, they share one pool, and close() leaves no connection
     behind."""
     db = PostgresDatabase(pg_url, writers=4, pool_size=6)  # not started: as after an outage
-    writer = GroupCommitWriter(db, lambda events: None)
+    writer = Writer(db, Clock(), lambda events: None)
     await writer.start()
     try:
         results = await asyncio.wait_for(
             asyncio.gather(
                 *(db.ping() for _ in range(10)),
-                *(writer.run(lambda uow: uow.repo.count_received()) for _ in range(10)),
+                *(writer.run(jobs, count_received) for _ in range(10)),
             ),
             WAIT,
         )
@@ -515,23 +515,21 @@ async def test_a_server_started_while_postgresql_was_down_recovers_on_its_own(
     name = "pixlive_t_" + secrets.token_hex(6)
     url = pg_server_url.rsplit("/", 1)[0] + "/" + name
     db = PostgresDatabase(url, writers=2, pool_size=4)
-    writer = GroupCommitWriter(db, lambda events: None)
+    writer = Writer(db, Clock(), lambda events: None)
     await asyncio.wait_for(db.start(), WAIT)
     await writer.start()
     admin = await asyncpg.connect(pg_server_url)
     try:
         assert await db.ping() is False
         with pytest.raises(DatabaseUnavailable):
-            await asyncio.wait_for(writer.run(lambda uow: uow.repo.count_received()), WAIT)
+            await asyncio.wait_for(writer.run(jobs, count_received), WAIT)
 
         await admin.execute(f'CREATE DATABASE "{name}"')
         await asyncio.to_thread(upgrade, url)
 
         assert await db.ping() is True
-        outcome = await asyncio.wait_for(
-            writer.run(lambda uow: confirm_pix(uow, pix_for("R" * 25, 100), T0)), WAIT
-        )
-        assert outcome is Outcome.UNKNOWN_TXID
+        outcome = await asyncio.wait_for(writer.run(confirm, [pix_for("R" * 25, 100)]), WAIT)
+        assert outcome == [Outcome.UNKNOWN_TXID]
     finally:
         await asyncio.wait_for(writer.close(), WAIT)
         await asyncio.wait_for(db.close(), WAIT)

@@ -1,6 +1,6 @@
 """Races, on SQLite and PostgreSQL: concurrent deliveries, sweeps, cancels and idempotent
 creates, within one process (one writer, several batches) and across several "processes"
-(separate Database + GroupCommitWriter instances on the same database)."""
+(separate Database + Writer instances on the same database)."""
 
 from __future__ import annotations
 

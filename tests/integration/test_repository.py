@@ -8,8 +8,7 @@ from datetime import timedelta
 import pytest
 from itest import RECEIVER, T0, Stack, at, new_e2e
 
-from pixlive.adapters.errors import Conflict
-from pixlive.adapters.repository import ApiKey, ReceivedPix, Repository, to_ms
+from pixlive.adapters.repository import to_ms
 from pixlive.domain.brcode import build_brcode
 from pixlive.domain.charge import Charge, Payer, Status
 from pixlive.domain.events import (
@@ -21,6 +20,8 @@ from pixlive.domain.events import (
 )
 from pixlive.domain.ids import new_charge_id
 from pixlive.services import api_keys
+from pixlive.services.errors import Conflict, DatabaseUnavailable
+from pixlive.services.records import ApiKey, ReceivedPix, StatusChange, Writes
 from pixlive.services.unit_of_work import UnitOfWork
 
 
@@ -165,35 +166,10 @@ async def test_list_charges_is_newest_first_and_its_pages_neither_skip_nor_repea
     assert 0 < len(lapsed) < len([c for c in everything if c.status is Status.ACTIVE])
 
 
-# the ledger of received Pix ---------------------------------------------------------
+# the confirmation store: set-wise reads and writes of a batch ------------------------
 
 
-async def test_the_ledger_records_an_end_to_end_id_once(stack: Stack) -> None:
-    e2e = new_e2e()
-    raw = {"endToEndId": e2e, "txid": "abc", "valor": "1.00", "horario": "2026-11-28T12:00:00Z"}
-    pix = ReceivedPix(
-        end_to_end_id=e2e,
-        txid="abc",
-        value=100,
-        horario=raw["horario"],
-        raw=raw,
-        outcome="unknown_txid",
-        payment_id=None,
-        received_at=T0,
-    )
-
-    assert await stack.run(lambda uow: uow.repo.add_received(pix)) is True
-    assert await stack.run(lambda uow: uow.repo.add_received(replace(pix, value=999))) is False
-    assert await stack.read(lambda repo: repo.get_received(e2e)) == pix
-    assert await stack.read(lambda repo: repo.count_received()) == 1
-
-    await stack.run(lambda uow: uow.repo.set_received_outcome(e2e, "paid", "p" * 25))
-    updated = await stack.read(lambda repo: repo.get_received(e2e))
-    assert updated == replace(pix, outcome="paid", payment_id="p" * 25)
-    assert await stack.read(lambda repo: repo.get_received(new_e2e())) is None
-
-
-def received(charge: Charge | None, outcome: str, value: int = 1234) -> ReceivedPix:
+def received_pix(charge: Charge | None, outcome: str, value: int = 1234) -> ReceivedPix:
     e2e = new_e2e()
     raw = {"endToEndId": e2e, "valor": f"{value / 100:.2f}", "horario": "2026-11-28T12:00:00Z"}
     return ReceivedPix(
@@ -208,122 +184,93 @@ def received(charge: Charge | None, outcome: str, value: int = 1234) -> Received
     )
 
 
-async def test_record_pix_writes_the_pix_its_status_and_its_event_once(stack: Stack) -> None:
-    charge = a_charge()
-    await add(stack, charge)
-    pix = received(charge, "paid")
-    paid = replace(charge, status=Status.PAID, paid_at=at(5), end_to_end_id=pix.end_to_end_id)
-    event = PaymentPaid(payment_id=charge.id, status="PAID", at=at(5), data={"value": "12.34"})
-
-    recorded = await stack.run(
-        lambda uow: uow.repo.record_pix(pix, paid, replaces=Status.ACTIVE, events=[event])
-    )
-
-    assert recorded is not None and [e.type for e in recorded] == ["payment.paid"]
-    assert await stack.events(charge.id) == recorded
-    assert await stack.read(lambda repo: repo.get_received(pix.end_to_end_id)) == pix
-    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
-    assert stored == replace(paid, last_event_id=recorded[0].id)
-    # the same endToEndId again: nothing but None
-    again = await stack.run(
-        lambda uow: uow.repo.record_pix(
-            replace(pix, outcome="mismatch"),
-            replace(charge, status=Status.CANCELLED),
-            replaces=Status.PAID,
-            events=[event],
-        )
-    )
-    assert again is None
-    assert await stack.events(charge.id) == recorded
-    assert await stack.read(lambda repo: repo.get_received(pix.end_to_end_id)) == pix
-    assert await stack.read(lambda repo: repo.get_charge(charge.id)) == stored
-
-
-async def test_record_pix_writes_a_status_only_over_the_one_it_replaces(stack: Stack) -> None:
-    charge = a_charge(status=Status.CANCELLED)
-    await add(stack, charge)
-    paid = replace(charge, status=Status.PAID, paid_at=at(5), end_to_end_id=new_e2e())
-    event = PaymentPaid(payment_id=charge.id, status="PAID", at=at(5))
-
-    recorded = await stack.run(
-        lambda uow: uow.repo.record_pix(
-            received(charge, "paid"), paid, replaces=Status.ACTIVE, events=[event]
-        )
-    )
-
-    assert recorded is not None
-    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
-    assert stored is not None and stored.status is Status.CANCELLED
-
-
-@pytest.mark.parametrize("events", [0, 1, 2])
-async def test_record_pix_without_a_status_change_keeps_the_last_event_id(
-    stack: Stack, events: int
+async def test_the_store_locks_the_charges_and_finds_the_known_end_to_end_ids(
+    stack: Stack,
 ) -> None:
-    charge = a_charge()
-    await add(stack, charge)
-    mismatch = PaymentMismatch(payment_id=charge.id, status="ACTIVE", at=at(1), data={"n": 1})
-    written = [mismatch, replace(mismatch, data={"n": 2})][:events]
+    first, second = a_charge(), a_charge(status=Status.PAID)
+    await add(stack, first, second)
+    known = received_pix(first, "mismatch", 1)
+    await stack.run(lambda uow: uow.repo.write(Writes(ledger=[known])))  # type: ignore[attr-defined]
 
-    recorded = await stack.run(
-        lambda uow: uow.repo.record_pix(received(charge, "mismatch", 99), charge, events=written)
-    )
+    async def job(uow: UnitOfWork) -> tuple[dict[str, Charge], set[str]]:
+        store = uow.repo
+        charges = await store.lock_charges([first.id, second.id, "X" * 25])  # type: ignore[attr-defined]
+        found = await store.known_end_to_end_ids([known.end_to_end_id, new_e2e()])  # type: ignore[attr-defined]
+        return charges, found
 
-    assert recorded is not None and [e.data for e in recorded] == [e.data for e in written]
-    assert [e.id for e in recorded] == sorted(e.id for e in recorded)
-    assert await stack.events(charge.id) == recorded
-    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
-    assert stored == replace(charge, last_event_id=recorded[-1].id if recorded else 0)
+    charges, found = await stack.run(job)
+
+    assert charges == {first.id: first, second.id: second}
+    assert found == {known.end_to_end_id}
 
 
-async def test_record_pix_with_two_events_keeps_them_in_order(stack: Stack) -> None:
-    charge = a_charge(expires_at=T0)
-    await add(stack, charge)
-    expired = replace(charge, status=Status.EXPIRED)
+async def test_the_store_writes_a_batchs_ledger_events_and_status_changes(stack: Stack) -> None:
+    paying, missing, expiring = a_charge(), a_charge(), a_charge(expires_at=T0)
+    await add(stack, paying, missing, expiring)
+    pix = [received_pix(paying, "paid"), received_pix(missing, "mismatch", 1)]
+    pix += [received_pix(expiring, "mismatch"), received_pix(None, "unknown_txid")]
+    e2e = pix[0].end_to_end_id
     events = [
-        PaymentExpired(payment_id=charge.id, status="EXPIRED", at=at(1)),
-        PaymentMismatch(payment_id=charge.id, status="EXPIRED", at=at(1), data={"n": 1}),
+        PaymentPaid(payment_id=paying.id, status="PAID", at=at(5), data={"value": "12.34"}),
+        PaymentMismatch(payment_id=missing.id, status="ACTIVE", at=at(5), data={"n": 1}),
+        PaymentExpired(payment_id=expiring.id, status="EXPIRED", at=at(5)),
+        PaymentMismatch(payment_id=missing.id, status="ACTIVE", at=at(5), data={"n": 2}),
+        PaymentMismatch(payment_id=expiring.id, status="EXPIRED", at=at(5), data={"n": 3}),
+    ]
+    changes = [
+        StatusChange(paying.id, Status.ACTIVE, Status.PAID, paid_at=at(5), end_to_end_id=e2e),
+        StatusChange(expiring.id, Status.ACTIVE, Status.EXPIRED),
     ]
 
     recorded = await stack.run(
-        lambda uow: uow.repo.record_pix(
-            received(charge, "mismatch"), expired, replaces=Status.ACTIVE, events=events
-        )
+        lambda uow: uow.repo.write(Writes(ledger=pix, events=events, changes=changes))  # type: ignore[attr-defined]
     )
 
-    assert recorded is not None
-    assert [e.type for e in recorded] == ["payment.expired", "payment.mismatch"]
-    assert await stack.events(charge.id) == recorded
-    stored = await stack.read(lambda repo: repo.get_charge(charge.id))
-    assert stored == replace(expired, last_event_id=recorded[-1].id)
+    # ids rising in the events' order, as stored
+    assert [(e.payment_id, e.type, e.data) for e in recorded] == [
+        (e.payment_id, e.type, e.data) for e in events
+    ]
+    assert [e.id for e in recorded] == sorted(e.id for e in recorded)
+    for charge in (paying, missing, expiring):
+        assert await stack.events(charge.id) == [e for e in recorded if e.payment_id == charge.id]
+    for row in pix:
+        assert await stack.received(row.end_to_end_id) == row
+    stored = {
+        c.id: await stack.read(lambda repo, c=c: repo.get_charge(c.id))
+        for c in (paying, missing, expiring)
+    }
+    assert stored[paying.id] == replace(
+        paying, status=Status.PAID, paid_at=at(5), end_to_end_id=e2e, last_event_id=recorded[0].id
+    )
+    assert stored[missing.id] == replace(missing, last_event_id=recorded[3].id)
+    assert stored[expiring.id] == replace(
+        expiring, status=Status.EXPIRED, last_event_id=recorded[4].id
+    )
 
 
-async def test_charges_locked_for_a_batch_are_handed_out_once(stack: Stack) -> None:
-    first, second = a_charge(), a_charge()
-    await add(stack, first, second)
-    paid = replace(first, status=Status.PAID, paid_at=at(5), end_to_end_id=new_e2e())
+async def test_the_store_refuses_an_end_to_end_id_the_ledger_has(stack: Stack) -> None:
+    """Another process recorded it after the batch looked: the write fails, and nothing
+    of it stays (the writer runs the batch again, and the decision then sees it)."""
+    charge = a_charge()
+    await add(stack, charge)
+    first = received_pix(charge, "mismatch", 1)
+    await stack.run(lambda uow: uow.repo.write(Writes(ledger=[first])))  # type: ignore[attr-defined]
+    event = PaymentPaid(payment_id=charge.id, status="PAID", at=at(5))
+    change = StatusChange(charge.id, Status.ACTIVE, Status.PAID, paid_at=at(5))
+    again = Writes(ledger=[replace(first, outcome="paid")], events=[event], changes=[change])
 
-    async def job(uow: UnitOfWork) -> list[Charge | None]:
-        locked = await uow.repo.lock_charges([first.id, second.id, "X" * 25])
-        # only where a read costs a round trip
-        assert (locked is None) is (uow.repo.conn.dialect == "sqlite")
-        repo = Repository(uow.repo.conn, locked)
-        seen = [await repo.get_charge(first.id, for_update=True)]
-        await repo.save_status(paid, expected=Status.ACTIVE)
-        # read again after a write: from the database, with the write
-        seen.append(await repo.get_charge(first.id, for_update=True))
-        # written before its first read: from the database too
-        await repo.add_event(PaymentCancelled(payment_id=second.id, status="ACTIVE", at=at(6)))
-        seen.append(await repo.get_charge(second.id, for_update=True))
-        seen.append(await repo.get_charge("X" * 25, for_update=True))
-        return seen
+    async def job(uow: UnitOfWork) -> object:
+        return await uow.repo.write(again)  # type: ignore[attr-defined]
 
-    seen = await stack.run(job)
+    # SQLite: the unique key refuses it. PostgreSQL: a conflict to run again, which this
+    # job does each time it is run, until the writer gives up (the PSP retries later).
+    refused = Conflict if stack.url.startswith("sqlite") else DatabaseUnavailable
+    with pytest.raises(refused):
+        await stack.run(job)
 
-    assert seen[0] == first
-    assert seen[1] == paid
-    assert seen[2] is not None and seen[2].last_event_id > 0
-    assert seen[3] is None
+    assert await stack.read(lambda repo: repo.get_charge(charge.id)) == charge
+    assert await stack.events(charge.id) == []
+    assert await stack.received(first.end_to_end_id) == first
 
 
 # idempotency keys -----------------------------------------------------------------------

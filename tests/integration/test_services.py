@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from itest import RECEIVER, T0, Stack, at, new_e2e, pix_for
 
-from pixlive.adapters.repository import ReceivedPix
 from pixlive.domain.brcode import parse_tlv, verify_crc
 from pixlive.domain.charge import Payer, Status
 from pixlive.domain.errors import ChargeFinal, ChargeNotFound, IdempotencyConflict
@@ -15,6 +14,7 @@ from pixlive.services import charges as service
 from pixlive.services.charges import Idempotency, NewCharge, create_charge
 from pixlive.services.confirmation import Outcome
 from pixlive.services.expiry import expire_due
+from pixlive.services.records import ReceivedPix
 
 
 async def snapshot(stack: Stack) -> tuple[int, ...]:
@@ -137,7 +137,7 @@ async def test_cancel_an_expired_charge_the_sweeper_has_not_reached(stack: Stack
 
 
 async def ledger_row(stack: Stack, e2e: str) -> ReceivedPix | None:
-    return await stack.read(lambda repo: repo.get_received(e2e))
+    return await stack.received(e2e)
 
 
 async def test_a_pix_of_the_right_value_pays_the_charge(stack: Stack) -> None:

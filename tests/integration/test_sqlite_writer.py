@@ -15,7 +15,8 @@ import pytest
 from itest import WAIT, Stack, pix_for, start_stack, stop_stack
 
 from pixlive.adapters import sqlite as sqlite_adapter
-from pixlive.adapters.sqlite import SqliteDatabase, SqliteWriteSession, sqlite_path
+from pixlive.adapters.sqlite import SqliteDatabase, SqliteWriteSession
+from pixlive.adapters.sqlite_connection import sqlite_path
 from pixlive.services.confirmation import Outcome
 
 

@@ -1,35 +1,30 @@
-"""What the services need of a database, and the choice of one by URL."""
+"""The database as the composition root starts it, and the choice of one by URL.
+
+A `Database` is the service layer's `Transactions` port (services/ports.py: the writer's
+transactions, each with its dialect's `Store`), plus reads (`read`: the `Queries` port) and
+the process's start, stop and readiness check.
+"""
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
-from pixlive.adapters.connection import Connection, Dialect
-
-
-class WriteSession(Protocol):
-    @property
-    def conn(self) -> Connection: ...
-
-    async def begin(self) -> None: ...
-    async def commit(self, *, alone: bool = False) -> None:
-        """`alone`: the batch is one job and no other waits for the writer."""
-
-    async def rollback(self) -> None: ...
-    async def savepoint(self) -> None: ...
-    async def release(self) -> None: ...
-    async def rollback_savepoint(self) -> None: ...
+from pixlive.adapters.connection import Dialect
+from pixlive.adapters.repository import Repository
+from pixlive.services.ports import Transaction
 
 
 class Database(Protocol):
     dialect: Dialect
-    writers: int
+
+    @property
+    def writers(self) -> int: ...
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    def read(self) -> AbstractAsyncContextManager[Connection]: ...
-    def write_session(self) -> AbstractAsyncContextManager[WriteSession]: ...
+    def read(self) -> AbstractAsyncContextManager[Repository]: ...
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
     async def ping(self) -> bool: ...
     async def check_commit(self) -> None:
         """Commits a real (empty-handed) write transaction, durably, beside the writers;
@@ -39,26 +34,6 @@ class Database(Protocol):
     async def tidy(self) -> None:
         """Called by a writer between its batches, with no transaction open: upkeep that
         the database would otherwise do inside a COMMIT."""
-
-
-C = TypeVar("C", bound=Connection)
-
-
-class Savepoints(Generic[C]):
-    """The savepoint around each use case of a group-committed batch: the same SQL on
-    SQLite and PostgreSQL."""
-
-    conn: C
-
-    async def savepoint(self) -> None:
-        await self.conn.execute("SAVEPOINT job")
-
-    async def release(self) -> None:
-        await self.conn.execute("RELEASE SAVEPOINT job")
-
-    async def rollback_savepoint(self) -> None:
-        await self.conn.execute("ROLLBACK TO SAVEPOINT job")
-        await self.conn.execute("RELEASE SAVEPOINT job")
 
 
 def database_from_url(url: str) -> Database:

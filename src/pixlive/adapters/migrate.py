@@ -56,7 +56,7 @@ def upgrade(database_url: str, revision: str = "head") -> tuple[str | None, str 
     the caller can say what it did (None: there was no schema)."""
     if database_url.startswith("sqlite"):
         # As the server does on start: a new SQLite file may live in a new directory.
-        from pixlive.adapters.sqlite import sqlite_path
+        from pixlive.adapters.sqlite_connection import sqlite_path
 
         try:
             path = sqlite_path(database_url)

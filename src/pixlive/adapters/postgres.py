@@ -8,51 +8,30 @@ races honest. Driver errors are translated here into our own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
-from pixlive.adapters.connection import Connection, Dialect, Row
-from pixlive.adapters.database import Savepoints
-from pixlive.adapters.errors import (
-    Conflict,
-    DatabaseUnavailable,
-    InvalidData,
-    TransientConflict,
+from pixlive.adapters.connection import Dialect
+from pixlive.adapters.postgres_connection import (
+    UNAVAILABLE,
+    PostgresConnection,
+    asyncpg_dsn,
+    translate,
 )
-
-_UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InsufficientResourcesError,
-)
+from pixlive.adapters.postgres_store import PostgresStore
+from pixlive.adapters.repository import Repository
+from pixlive.services.errors import DatabaseUnavailable
 
 
-def asyncpg_dsn(url: str) -> str:
-    for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    return url
-
-
-def _translate(exc: BaseException) -> Exception:
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return Conflict(str(exc))
-    if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
-        return TransientConflict("PostgreSQL: transaction conflict, retry")
-    if isinstance(exc, asyncpg.DataError | asyncpg.IntegrityConstraintViolationError):
-        return InvalidData(f"PostgreSQL refused the data: {exc}")
-    return DatabaseUnavailable(f"PostgreSQL: {type(exc).__name__}")
+def _open(conn: Any) -> bool:
+    """Open and in a transaction."""
+    try:
+        return not conn.is_closed() and bool(conn.is_in_transaction())
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _idle(conn: Any) -> bool:
@@ -64,47 +43,10 @@ def _idle(conn: Any) -> bool:
         return False
 
 
-class PostgresConnection(Connection):
-    dialect: Dialect = "postgresql"
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.raw = conn
-
-    def _failed(self, exc: BaseException) -> Exception:
-        translated = _translate(exc)
-        if isinstance(translated, DatabaseUnavailable):
-            # Lost, or stuck (a statement ran out its timeout): nothing more can be done on
-            # this connection, and a ROLLBACK or the pool's reset would wait out another
-            # timeout first. Closing it aborts its transaction on the server.
-            with contextlib.suppress(asyncpg.InterfaceError):  # already back in the pool
-                self.raw.terminate()
-        return translated
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        try:
-            return await self.raw.fetchrow(sql, *args)
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise self._failed(exc) from exc
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        try:
-            return list(await self.raw.fetch(sql, *args))
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise self._failed(exc) from exc
-
-    async def execute(self, sql: str, *args: object) -> int:
-        try:
-            status = await self.raw.execute(sql, *args)
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise self._failed(exc) from exc
-        # asyncpg answers with the command tag, e.g. "UPDATE 1"
-        tail = status.rsplit(" ", 1)[-1]
-        return int(tail) if tail.isdigit() else 0
-
-
-class PostgresWriteSession(Savepoints[PostgresConnection]):
+class PostgresWriteSession:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = PostgresConnection(conn)
+        self.store = PostgresStore(self.conn)
 
     async def begin(self) -> None:
         await self.conn.execute("BEGIN")
@@ -166,8 +108,8 @@ class PostgresDatabase:
                 timeout=5,
                 server_settings={"application_name": "pixlive"},
             )
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise _translate(exc) from exc
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise translate(exc) from exc
         self._pool = pool
         return pool
 
@@ -191,14 +133,14 @@ class PostgresDatabase:
         pool = await self._ensure_pool()
         try:
             return await pool.acquire()
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
-            raise _translate(exc) from exc
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            raise translate(exc) from exc
 
     async def _release(self, conn: Any) -> None:
         assert self._pool is not None
         try:
             await self._pool.release(conn)
-        except (*_UNAVAILABLE, asyncpg.PostgresError):
+        except (*UNAVAILABLE, asyncpg.PostgresError):
             conn.terminate()
 
     @asynccontextmanager
@@ -210,16 +152,25 @@ class PostgresDatabase:
             await self._release(conn)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Connection]:
+    async def read(self) -> AsyncIterator[Repository]:
         async with self._acquire() as conn:
-            yield PostgresConnection(conn)
+            yield Repository(PostgresConnection(conn))
 
     @asynccontextmanager
-    async def write_session(self) -> AsyncIterator[PostgresWriteSession]:
+    async def transaction(self) -> AsyncIterator[PostgresWriteSession]:
         conn = await self._writer_connection()
         reusable = False
         try:
-            yield PostgresWriteSession(conn)
+            session = PostgresWriteSession(conn)
+            await session.begin()
+            try:
+                yield session
+            finally:
+                if _open(conn):  # left without a commit: an error
+                    try:
+                        await session.rollback()
+                    except DatabaseUnavailable:
+                        pass
             reusable = _idle(conn)
         finally:
             if reusable:
@@ -246,9 +197,9 @@ class PostgresDatabase:
             # sequential scans are ruled out for them.
             # The pool's reset (RESET ALL) undoes both when the connection goes back.
             await conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             await self._release(conn)
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         return conn
 
     async def tidy(self) -> None:
@@ -256,8 +207,8 @@ class PostgresDatabase:
 
     async def ping(self) -> bool:
         try:
-            async with self.read() as conn:
-                await conn.fetchrow("SELECT 1")
+            async with self.read() as reader:
+                await reader.conn.fetchrow("SELECT 1")
             return True
         except DatabaseUnavailable:
             return False
@@ -265,5 +216,5 @@ class PostgresDatabase:
     async def check_commit(self) -> None:
         # txid_current() makes the statement's transaction take an id, so its commit writes
         # (and flushes) a WAL record, as a payment's would; a standby refuses it.
-        async with self.read() as conn:
-            await conn.fetchrow("SELECT txid_current()")
+        async with self.read() as reader:
+            await reader.conn.fetchrow("SELECT txid_current()")

@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from pixlive.adapters.errors import DatabaseUnavailable
-from pixlive.adapters.postgres import asyncpg_dsn
-from pixlive.adapters.sqlite import commit_probe, sqlite_path
+from pixlive.adapters.postgres_connection import asyncpg_dsn
+from pixlive.adapters.sqlite import commit_probe
+from pixlive.adapters.sqlite_connection import sqlite_path
 from pixlive.settings import ConfigurationError
 
 # What the PostgreSQL server answers when it is there but this URL cannot work with it.

@@ -7,16 +7,14 @@ without an ORM's per-statement cost on the hot path. Times are integer milliseco
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from pixlive.adapters.connection import Connection, Row
 from pixlive.domain.charge import Charge, Payer, Status
 from pixlive.domain.events import Event, RecordedEvent
+from pixlive.services.records import ApiKey, IdempotencyRecord, ReceivedPix
 
 
 def to_ms(moment: datetime) -> int:
@@ -29,35 +27,6 @@ def from_ms(ms: int) -> datetime:
 
 def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
-
-
-@dataclass(frozen=True)
-class ReceivedPix:
-    """One Pix as the ledger holds it: recorded once per endToEndId, whatever followed."""
-
-    end_to_end_id: str
-    txid: str | None
-    value: int
-    horario: str
-    raw: dict[str, Any]
-    outcome: str
-    payment_id: str | None
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    request_hash: str
-    payment_id: str
 
 
 CHARGE_COLUMNS = (
@@ -117,17 +86,6 @@ def event_from_row(row: Row) -> RecordedEvent:
     )
 
 
-# The charge's UPDATE inside record_pix's PostgreSQL statement, whose arguments follow the
-# ledger's ($1 to $8) and the event's ($9 to $13).
-_SET_STATUS_FROM_EVENT = (
-    "UPDATE charges SET last_event_id = event.id, status = $14, paid_at = $15, "
-    "end_to_end_id = $16 FROM event WHERE charges.id = $17 AND charges.status = $18"
-)
-_SET_LAST_EVENT_FROM_EVENT = (
-    "UPDATE charges SET last_event_id = event.id FROM event WHERE charges.id = $14"
-)
-
-
 def received_args(pix: ReceivedPix) -> tuple[object, ...]:
     return (
         pix.end_to_end_id,
@@ -141,22 +99,11 @@ def received_args(pix: ReceivedPix) -> tuple[object, ...]:
     )
 
 
-def _event_args(event: Event) -> tuple[object, ...]:
+def event_args(event: Event) -> tuple[object, ...]:
     return (event.payment_id, event.type, str(event.status), to_ms(event.at), _dumps(event.data))
 
 
-def _status_args(charge: Charge, replaces: Status) -> tuple[object, ...]:
-    """The new status columns, then the charge's id and the only status they may replace."""
-    return (
-        charge.status.value,
-        to_ms(charge.paid_at) if charge.paid_at else None,
-        charge.end_to_end_id,
-        charge.id,
-        replaces.value,
-    )
-
-
-def _recorded(event_id: int, event: Event) -> RecordedEvent:
+def recorded_event(event_id: int, event: Event) -> RecordedEvent:
     return RecordedEvent(
         id=event_id,
         type=event.type,
@@ -167,57 +114,21 @@ def _recorded(event_id: int, event: Event) -> RecordedEvent:
     )
 
 
-class LockedCharges:
-    """Charge rows a group-committed batch read and locked together, in one statement,
-    before its use cases ran (one round trip instead of one per use case).
-
-    A row stays as read only until something in the batch writes to that charge; so each
-    row is handed out once, and forgotten when written to: any later read of that charge
-    goes to the database, which has the batch's own writes.
-    """
-
-    def __init__(self, rows: dict[str, Row]) -> None:
-        self._rows = rows
-
-    def take(self, charge_id: str) -> Row | None:
-        return self._rows.pop(charge_id, None)
-
-    def forget(self, charge_id: str) -> None:
-        self._rows.pop(charge_id, None)
-
-
 class Repository:
-    def __init__(self, conn: Connection, locked: LockedCharges | None = None) -> None:
+    """The `Queries` and the row-at-a-time `Repository` of services/ports.py, on one
+    connection; the dialects' stores (sqlite_store.py, postgres_store.py) add the set-wise
+    confirmation statements."""
+
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""
-        self._locked = locked
 
     # charges -------------------------------------------------------------------------
 
-    async def lock_charges(self, charge_ids: Collection[str]) -> LockedCharges | None:
-        """Reads and locks these charges at once, for the use cases of a batch to take from;
-        None where a read costs no round trip (SQLite), so that nothing is gained."""
-        if not self._lock or not charge_ids:
-            return None
-        # In id order, as every batch does, so that two batches never wait on each other
-        # in a cycle over the same charges.
-        rows = await self.conn.fetch(
-            f"SELECT {CHARGE_COLUMNS} FROM charges WHERE id = ANY($1::text[]) "
-            "ORDER BY id FOR UPDATE",
-            sorted(set(charge_ids)),
-        )
-        return LockedCharges({row["id"]: row for row in rows})
-
     async def get_charge(self, charge_id: str, *, for_update: bool = False) -> Charge | None:
-        row = self._locked.take(charge_id) if self._locked is not None else None
-        if row is None:
-            sql = f"SELECT {CHARGE_COLUMNS} FROM charges WHERE id = $1"
-            row = await self.conn.fetchrow(sql + (self._lock if for_update else ""), charge_id)
+        sql = f"SELECT {CHARGE_COLUMNS} FROM charges WHERE id = $1"
+        row = await self.conn.fetchrow(sql + (self._lock if for_update else ""), charge_id)
         return charge_from_row(row) if row is not None else None
-
-    def _written(self, charge_id: str) -> None:
-        if self._locked is not None:
-            self._locked.forget(charge_id)
 
     async def add_charge(self, charge: Charge) -> None:
         payer = None
@@ -242,7 +153,6 @@ class Repository:
     async def save_status(self, charge: Charge, *, expected: Status) -> bool:
         """Writes the charge's new status only if the row still has `expected`: the guard
         that makes each final transition happen once, whoever else is writing."""
-        self._written(charge.id)
         changed = await self.conn.execute(
             "UPDATE charges SET status = $1, paid_at = $2, end_to_end_id = $3 "
             "WHERE id = $4 AND status = $5",
@@ -262,10 +172,7 @@ class Repository:
             to_ms(now),
             limit,
         )
-        expired = [row["id"] for row in rows]
-        for charge_id in expired:
-            self._written(charge_id)
-        return expired
+        return [row["id"] for row in rows]
 
     async def list_charges(
         self,
@@ -311,11 +218,19 @@ class Repository:
 
     async def add_event(self, event: Event) -> RecordedEvent:
         recorded = await self._insert_event(event)
-        self._written(event.payment_id)
         await self.conn.execute(
             "UPDATE charges SET last_event_id = $1 WHERE id = $2", recorded.id, event.payment_id
         )
         return recorded
+
+    async def _insert_event(self, event: Event) -> RecordedEvent:
+        row = await self.conn.fetchrow(
+            "INSERT INTO events (payment_id, type, status, at, data) "
+            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            *event_args(event),
+        )
+        assert row is not None
+        return recorded_event(row["id"], event)
 
     async def events_after(self, payment_id: str, after: int, limit: int) -> list[RecordedEvent]:
         rows = await self.conn.fetch(
@@ -339,124 +254,6 @@ class Repository:
     async def last_event_id(self) -> int:
         row = await self.conn.fetchrow("SELECT COALESCE(MAX(id), 0) AS last FROM events")
         return int(row["last"]) if row is not None else 0
-
-    # the ledger of received Pix -------------------------------------------------------
-
-    async def add_received(self, pix: ReceivedPix) -> bool:
-        """Records a Pix; False when its endToEndId is already in the books."""
-        added = await self.conn.execute(
-            "INSERT INTO received_pix (end_to_end_id, txid, value, horario, raw, outcome, "
-            "payment_id, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-            "ON CONFLICT (end_to_end_id) DO NOTHING",
-            *received_args(pix),
-        )
-        return added == 1
-
-    async def record_pix(
-        self,
-        pix: ReceivedPix,
-        charge: Charge | None = None,
-        *,
-        replaces: Status | None = None,
-        events: Sequence[Event] = (),
-    ) -> list[RecordedEvent] | None:
-        """Records a Pix and, only if its endToEndId is new to the books, what it did to its
-        charge: the events, and the charge's new status when the Pix changed it (written
-        only over `replaces`, the status it had). None when the Pix was already recorded.
-
-        The usual case, one event, is one statement on PostgreSQL: a confirmation's writes
-        cost one round trip instead of four.
-        """
-        if charge is not None and len(events) == 1 and self.conn.dialect == "postgresql":
-            return await self._record_pix_with_one_event(pix, charge, replaces, events[0])
-        if not await self.add_received(pix):
-            return None
-        recorded = [await self._insert_event(event) for event in events]
-        if charge is not None and recorded:
-            await self._update_charge(charge, replaces, recorded[-1].id)
-        return recorded
-
-    async def _record_pix_with_one_event(
-        self, pix: ReceivedPix, charge: Charge, replaces: Status | None, event: Event
-    ) -> list[RecordedEvent] | None:
-        self._written(charge.id)
-        row = await self.conn.fetchrow(
-            "WITH ledger AS ("
-            "INSERT INTO received_pix (end_to_end_id, txid, value, horario, raw, outcome, "
-            "payment_id, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-            "ON CONFLICT (end_to_end_id) DO NOTHING RETURNING end_to_end_id"
-            "), event AS ("
-            "INSERT INTO events (payment_id, type, status, at, data) "
-            "SELECT $9::text, $10::text, $11::text, $12::bigint, $13::text FROM ledger "
-            "RETURNING id"
-            "), charge AS ("
-            + (_SET_LAST_EVENT_FROM_EVENT if replaces is None else _SET_STATUS_FROM_EVENT)
-            + ") SELECT id FROM event",
-            *received_args(pix),
-            *_event_args(event),
-            *((charge.id,) if replaces is None else _status_args(charge, replaces)),
-        )
-        if row is None:
-            return None
-        return [_recorded(row["id"], event)]
-
-    async def _insert_event(self, event: Event) -> RecordedEvent:
-        row = await self.conn.fetchrow(
-            "INSERT INTO events (payment_id, type, status, at, data) "
-            "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            *_event_args(event),
-        )
-        assert row is not None
-        return _recorded(row["id"], event)
-
-    async def _update_charge(
-        self, charge: Charge, replaces: Status | None, last_event_id: int
-    ) -> None:
-        self._written(charge.id)
-        if replaces is not None:
-            await self.conn.execute(
-                "UPDATE charges SET last_event_id = $1, status = $2, paid_at = $3, "
-                "end_to_end_id = $4 WHERE id = $5 AND status = $6",
-                last_event_id,
-                *_status_args(charge, replaces),
-            )
-        else:
-            await self.conn.execute(
-                "UPDATE charges SET last_event_id = $1 WHERE id = $2", last_event_id, charge.id
-            )
-
-    async def set_received_outcome(
-        self, end_to_end_id: str, outcome: str, payment_id: str | None
-    ) -> None:
-        await self.conn.execute(
-            "UPDATE received_pix SET outcome = $1, payment_id = $2 WHERE end_to_end_id = $3",
-            outcome,
-            payment_id,
-            end_to_end_id,
-        )
-
-    async def get_received(self, end_to_end_id: str) -> ReceivedPix | None:
-        row = await self.conn.fetchrow(
-            "SELECT end_to_end_id, txid, value, horario, raw, outcome, payment_id, received_at "
-            "FROM received_pix WHERE end_to_end_id = $1",
-            end_to_end_id,
-        )
-        if row is None:
-            return None
-        return ReceivedPix(
-            end_to_end_id=row["end_to_end_id"],
-            txid=row["txid"],
-            value=row["value"],
-            horario=row["horario"],
-            raw=json.loads(row["raw"]),
-            outcome=row["outcome"],
-            payment_id=row["payment_id"],
-            received_at=from_ms(row["received_at"]),
-        )
-
-    async def count_received(self) -> int:
-        row = await self.conn.fetchrow("SELECT COUNT(*) AS n FROM received_pix")
-        return int(row["n"]) if row is not None else 0
 
     # idempotency keys -------------------------------------------------------------------
 

@@ -22,106 +22,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-from pixlive.adapters.connection import Connection, Dialect, Row
-from pixlive.adapters.database import Savepoints
-from pixlive.adapters.errors import Conflict, DatabaseUnavailable
+from pixlive.adapters.connection import Dialect
+from pixlive.adapters.repository import Repository
+from pixlive.adapters.sqlite_connection import (
+    SqliteConnection,
+    connect,
+    sqlite_path,
+    translate,
+)
+from pixlive.adapters.sqlite_store import SqliteStore
+from pixlive.services.errors import DatabaseUnavailable
 
 log = logging.getLogger("pixlive.sqlite")
 
 # COMMIT on the loop only while the recent ones (an average, in seconds) took less than this
 INLINE_COMMIT_LIMIT = 0.002
-# A checkpoint between batches at most this often (seconds). Under a steady 7,000-10,000
-# confirmations/s that keeps the WAL under 4 MB, as SQLite's own (every 1,000 pages) did,
-# with the same rate and tail; every 200 ms let it reach 43 MB, and the longer
-# checkpoints held the next batches up (p99 15-24 ms against 11-16).
+# A checkpoint between batches at most this often (seconds): often enough that the WAL
+# stays as small as SQLite's own checkpoint kept it, and no checkpoint grows long enough
+# to hold the next batches up (measured: docs/performance-log.md, "checkpoint interval").
 CHECKPOINT_EVERY = 0.02
 
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-_converted: dict[str, str] = {}
 
-
-def _sqlite_sql(sql: str) -> str:
-    converted = _converted.get(sql)
-    if converted is None:
-        converted = _converted[sql] = _PLACEHOLDER.sub(r"?\1", sql)
-    return converted
-
-
-def sqlite_path(url: str) -> str:
-    """The file of `sqlite+aiosqlite:///./pixlive.db` or `sqlite:////abs/path.db`."""
-    for prefix in ("sqlite+aiosqlite:///", "sqlite+pysqlite:///", "sqlite:///"):
-        if url.startswith(prefix):
-            path = url[len(prefix) :].split("?", 1)[0]
-            return path or ":memory:"
-    raise ValueError(f"not a SQLite URL: {url.split('://', 1)[0]}://…")
-
-
-def connect(path: str) -> sqlite3.Connection:
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-class SqliteConnection(Connection):
-    dialect: Dialect = "sqlite"
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.raw = conn
-
-    async def fetchrow(self, sql: str, *args: object) -> Row | None:
-        try:
-            cursor = self.raw.execute(_sqlite_sql(sql), args)
-            row = cursor.fetchone()
-            cursor.close()  # finishes a RETURNING statement so its changes are complete
-            return row
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        try:
-            return self.raw.execute(_sqlite_sql(sql), args).fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    async def execute(self, sql: str, *args: object) -> int:
-        try:
-            return self.raw.execute(_sqlite_sql(sql), args).rowcount
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> int:
-        """One statement (in SQLite's own `?` form) for many rows, looped over in C; the
-        number of rows it changed in all. For the set-wise writes of a batch (setwise.py)."""
-        try:
-            return self.raw.executemany(sql, rows).rowcount
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-
-
-def _translate(exc: sqlite3.Error) -> Exception:
-    if isinstance(exc, sqlite3.IntegrityError):
-        return Conflict(str(exc))
-    return DatabaseUnavailable(f"SQLite: {exc}")
-
-
-class SqliteWriteSession(Savepoints[SqliteConnection]):
+class SqliteWriteSession:
     """The one write transaction at a time of the writer connection."""
 
     def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
         self.conn = SqliteConnection(conn)
+        self.store = SqliteStore(self.conn)
         self._raw = conn
         self._executor = executor
         self.commit_seconds = 0.0  # a moving average of recent COMMITs, hand-offs included
@@ -135,7 +68,7 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
         try:
             await loop.run_in_executor(self._executor, self._raw.execute, sql)
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     async def begin(self) -> None:
         # Without another process on the file the lock is free and BEGIN takes
@@ -156,7 +89,7 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
             try:
                 self._raw.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             self.inline_commits += 1
         else:
             await self._in_thread("COMMIT")
@@ -175,7 +108,7 @@ class SqliteWriteSession(Savepoints[SqliteConnection]):
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint)
         except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed: %s", _translate(exc))
+            log.warning("WAL checkpoint failed: %s", translate(exc))
             return
         self.checkpoints += 1
 
@@ -201,7 +134,7 @@ class SqliteDatabase:
     def __init__(self, url: str) -> None:
         self.path = sqlite_path(url)
         self._writer: sqlite3.Connection | None = None
-        self._reader: SqliteConnection | None = None
+        self._reader: Repository | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pixlive-sqlite-writer")
         self._session: SqliteWriteSession | None = None
 
@@ -212,29 +145,41 @@ class SqliteDatabase:
         # An in-memory database is private to its connection, so tests with ":memory:"
         # read through the writer's connection.
         if self.path == ":memory:":
-            self._reader = SqliteConnection(self._writer)
+            self._reader = Repository(SqliteConnection(self._writer))
         else:
             reader = connect(self.path)
             reader.execute("PRAGMA query_only=ON")
-            self._reader = SqliteConnection(reader)
+            self._reader = Repository(SqliteConnection(reader))
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)  # a checkpoint may still be running there
-        if self._reader is not None and self._reader.raw is not self._writer:
-            self._reader.raw.close()
+        if self._reader is not None:
+            reader = self._reader.conn
+            assert isinstance(reader, SqliteConnection)
+            if reader.raw is not self._writer:
+                reader.raw.close()
         if self._writer is not None:
             self._writer.close()
         self._writer = self._reader = None
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[Connection]:
+    async def read(self) -> AsyncIterator[Repository]:
         assert self._reader is not None, "database not started"
         yield self._reader
 
     @asynccontextmanager
-    async def write_session(self) -> AsyncIterator[SqliteWriteSession]:
-        assert self._session is not None, "database not started"
-        yield self._session
+    async def transaction(self) -> AsyncIterator[SqliteWriteSession]:
+        session = self._session
+        assert session is not None, "database not started"
+        await session.begin()
+        try:
+            yield session
+        finally:
+            if session.conn.raw.in_transaction:  # left without a commit: an error
+                try:
+                    await session.rollback()
+                except DatabaseUnavailable:
+                    pass
 
     async def tidy(self) -> None:
         if self._session is not None and self.path != ":memory:":
@@ -242,8 +187,8 @@ class SqliteDatabase:
 
     async def ping(self) -> bool:
         try:
-            async with self.read() as conn:
-                await conn.fetchrow("SELECT 1")
+            async with self.read() as reader:
+                await reader.conn.fetchrow("SELECT 1")
             return True
         except DatabaseUnavailable:
             return False
@@ -254,7 +199,7 @@ class SqliteDatabase:
         try:
             await asyncio.to_thread(commit_probe, self.path)
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
 
 def commit_probe(path: str) -> None:

@@ -12,17 +12,14 @@ from typing import Any, TypeVar
 import orjson
 
 from pixlive.adapters.connection import Connection, Row
-from pixlive.adapters.database import Database
 from pixlive.adapters.repository import CHARGE_COLUMNS, charge_from_row
 from pixlive.domain.charge import Charge
 from pixlive.domain.events import Event
 from pixlive.domain.webhook_delivery import DeliveryStatus
 from pixlive.domain.webhook_endpoint import Endpoint
-from pixlive.services.unit_of_work import UnitOfWork, Writer
 from pixlive.services.webhook_ports import (
     Attempt,
     Delivery,
-    Job,
     NewDelivery,
     OutboxEvent,
     QueueStats,
@@ -439,23 +436,3 @@ class SqlWebhookStore:
         if row is None:
             return QueueStats(0, None)
         return QueueStats(int(row["pending"]), _at(row["oldest"]))
-
-
-class WebhookTransactions:
-    """The webhook store in the process's transactions: writes as jobs of the group-commit
-    writer (so that SQLite's one writer and PostgreSQL's batches serve them too, and an event
-    they record is published after the commit), reads on a reader connection."""
-
-    def __init__(self, writer: Writer, db: Database) -> None:
-        self.writer = writer
-        self.db = db
-
-    async def write(self, job: Job[T]) -> T:
-        async def run(uow: UnitOfWork) -> T:
-            return await job(SqlWebhookStore(uow.repo.conn, uow.record))
-
-        return await self.writer.run(run)
-
-    async def read(self, job: Job[T]) -> T:
-        async with self.db.read() as conn:
-            return await job(SqlWebhookStore(conn))

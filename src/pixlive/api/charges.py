@@ -26,10 +26,10 @@ from pixlive.api.pages import render_payment_page, wants_html
 from pixlive.api.psp_errors import psp_errors
 from pixlive.domain.charge import Payer, Status
 from pixlive.domain.ids import is_charge_id
-from pixlive.runtime import utcnow
 from pixlive.services import charges as service
 from pixlive.services import psp_charges
 from pixlive.services.charges import Idempotency, NewCharge
+from pixlive.services.unit_of_work import jobs
 
 router = APIRouter(tags=["charges"])
 
@@ -113,7 +113,7 @@ async def create_charge(
             orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
         ).hexdigest()
         idempotency = Idempotency(api_key.id, idempotency_key, fingerprint)
-    now = utcnow()
+    now = runtime.clock.now()
     if runtime.psp is not None:
         with psp_errors():
             charge, created = await psp_charges.create_at_psp(
@@ -128,12 +128,15 @@ async def create_charge(
             )
     else:
         charge, created = await runtime.writer.run(
-            lambda uow: service.create_charge(uow, command, runtime.receiver, now, idempotency)
+            jobs,
+            lambda uow: service.create_charge(uow, command, runtime.receiver, now, idempotency),
         )
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return MerchantChargeOut.of(service.as_seen_at(charge, utcnow()), runtime.settings.base_url)
+    return MerchantChargeOut.of(
+        service.as_seen_at(charge, runtime.clock.now()), runtime.settings.base_url
+    )
 
 
 @router.get("/payments/pix", response_model=ChargeList, responses=ERRORS, summary="List charges")
@@ -148,7 +151,7 @@ async def list_charges(
     async with runtime.db.read() as conn:
         # One more than asked tells whether there is a next page.
         found = await service.list_charges(
-            conn, utcnow(), status=status, before=before, limit=limit + 1
+            conn, runtime.clock.now(), status=status, before=before, limit=limit + 1
         )
     page = found[:limit]
     next_cursor = None
@@ -168,14 +171,16 @@ async def list_charges(
 async def cancel_charge(
     payment_id: ChargeIdDep, runtime: RuntimeDep, api_key: ApiKeyDep
 ) -> MerchantChargeOut:
-    now = utcnow()
+    now = runtime.clock.now()
     if runtime.psp is not None:
         with psp_errors():
             charge = await psp_charges.cancel_at_psp(
                 runtime.writer.run, runtime.db.read, runtime.psp, payment_id, now
             )
     else:
-        charge = await runtime.writer.run(lambda uow: service.cancel_charge(uow, payment_id, now))
+        charge = await runtime.writer.run(
+            jobs, lambda uow: service.cancel_charge(uow, payment_id, now)
+        )
     return MerchantChargeOut.of(charge, runtime.settings.base_url)
 
 
@@ -192,7 +197,7 @@ async def read_charge(
     api_key: OptionalApiKeyDep,
 ) -> ChargeOut | MerchantChargeOut | HTMLResponse:
     async with runtime.db.read() as conn:
-        charge = await service.get_charge(conn, payment_id, utcnow())
+        charge = await service.get_charge(conn, payment_id, runtime.clock.now())
     if wants_html(request):
         return render_payment_page(request, runtime, charge)
     base = runtime.settings.base_url
@@ -207,7 +212,7 @@ async def read_charge(
 )
 async def qrcode_svg(payment_id: ChargeIdDep, runtime: RuntimeDep) -> Response:
     async with runtime.db.read() as conn:
-        charge = await service.get_charge(conn, payment_id, utcnow())
+        charge = await service.get_charge(conn, payment_id, runtime.clock.now())
     return Response(
         qr_svg(charge.brcode),
         media_type="image/svg+xml",
@@ -223,7 +228,7 @@ async def qrcode_svg(payment_id: ChargeIdDep, runtime: RuntimeDep) -> Response:
 )
 async def qrcode_png(payment_id: ChargeIdDep, runtime: RuntimeDep) -> Response:
     async with runtime.db.read() as conn:
-        charge = await service.get_charge(conn, payment_id, utcnow())
+        charge = await service.get_charge(conn, payment_id, runtime.clock.now())
     return Response(
         qr_png(charge.brcode),
         media_type="image/png",

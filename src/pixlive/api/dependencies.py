@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from pixlive.adapters.repository import ApiKey
 from pixlive.api.errors import ApiError
 from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import Runtime
 from pixlive.services.api_keys import authenticate
+from pixlive.services.records import ApiKey
 from pixlive.settings import Settings
 
 

@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pixlive.api.models import ChargeOut
 from pixlive.domain.charge import Charge, Status
 from pixlive.domain.money import format_brl
-from pixlive.runtime import Runtime, utcnow
+from pixlive.runtime import Runtime
 from pixlive.settings import MissingSettings, Settings
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -80,7 +80,7 @@ def render_payment_page(request: Request, runtime: Runtime, charge: Charge) -> H
             "qr_svg_path": f"/payments/pix/{charge.id}/qrcode.svg",
             "merchant_name": settings.receiver_name,
             "logo_url": LOGO_PATH if settings.merchant_logo_url else None,
-            "deadline": deadline_text(charge.expires_at, utcnow()),
+            "deadline": deadline_text(charge.expires_at, runtime.clock.now()),
             "paid_at": moment_text(charge.paid_at) if charge.paid_at else "",
             "return_url": charge.return_url,
             "redirect_seconds": settings.return_redirect_seconds if charge.return_url else 0,

@@ -16,10 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pixlive.api.dependencies import ChargeIdDep, RuntimeDep
 from pixlive.api.pages import templates
 from pixlive.domain.money import MAX_CENTS, MIN_CENTS, format_amount
-from pixlive.runtime import utcnow
 from pixlive.services import charges as service
 from pixlive.services.charges import NewCharge
 from pixlive.services.psp import signed_headers, webhook_body
+from pixlive.services.unit_of_work import jobs
 
 router = APIRouter(include_in_schema=False)
 
@@ -100,9 +100,9 @@ async def create_demo_charge(
             status_code=422,
         )
     command = NewCharge(value=cents, expires_in=1800, description=description or None)
-    now = utcnow()
+    now = runtime.clock.now()
     charge, _ = await runtime.writer.run(
-        lambda uow: service.create_charge(uow, command, runtime.receiver, now)
+        jobs, lambda uow: service.create_charge(uow, command, runtime.receiver, now)
     )
     return RedirectResponse(f"/payments/pix/{charge.id}", status_code=303)
 
@@ -110,7 +110,7 @@ async def create_demo_charge(
 @router.post("/sandbox/payments/{payment_id}/simulate")
 async def simulate(payment_id: ChargeIdDep, request: Request, runtime: RuntimeDep) -> Response:
     async with runtime.db.read() as conn:
-        charge = await service.get_charge(conn, payment_id, utcnow())
+        charge = await service.get_charge(conn, payment_id, runtime.clock.now())
     # One endToEndId per charge: a double click (or a resent form) is then the PSP retrying,
     # a `duplicate`, and not a second Pix booked as a mismatch against a paid charge.
     body = webhook_body(charge.id, format_amount(charge.value), SIMULATED_E2E_PREFIX + charge.id)

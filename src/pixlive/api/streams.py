@@ -20,7 +20,6 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from pixlive import metrics
-from pixlive.adapters.repository import Repository
 from pixlive.api import event_list
 from pixlive.api.dependencies import ApiKeyDep, ChargeIdDep, RuntimeDep
 from pixlive.api.errors import error_response
@@ -31,7 +30,8 @@ from pixlive.domain.ids import is_charge_id
 from pixlive.realtime.admission import Refused
 from pixlive.realtime.hub import Closed, Subscriber
 from pixlive.realtime.wire import Delivery, delivery
-from pixlive.runtime import Runtime, utcnow
+from pixlive.runtime import Runtime
+from pixlive.services import events as stored
 from pixlive.services.charges import get_charge
 
 router = APIRouter(tags=["live"])
@@ -105,10 +105,10 @@ async def open_stream(
     slot = Slot.take(runtime, client, payment_id, transport)
     try:
         async with runtime.db.read() as conn:
-            charge = await get_charge(conn, payment_id, utcnow())
+            charge = await get_charge(conn, payment_id, runtime.clock.now())
             events = []
             if after is not None and after < charge.last_event_id:
-                events = await Repository(conn).events_after(payment_id, after, BACKLOG_LIMIT)
+                events = await stored.events_after(conn, payment_id, after, BACKLOG_LIMIT)
     except BaseException:
         slot.close()
         raise
@@ -329,7 +329,7 @@ async def long_poll(
             if events:
                 # The snapshot read before the wait is older than these events.
                 async with runtime.db.read() as conn:
-                    charge = await get_charge(conn, payment_id, utcnow())
+                    charge = await get_charge(conn, payment_id, runtime.clock.now())
                 snapshot = {
                     "type": "snapshot",
                     "last_event_id": charge.last_event_id,
@@ -385,12 +385,11 @@ async def merchant_stream(
     subscriber = slot.subscriber
     try:
         async with runtime.db.read() as conn:
-            repo = Repository(conn)
             if start is None:
-                start = await repo.last_event_id()
+                start = await stored.last_event_id(conn)
                 events = []
             else:
-                events = await repo.all_events_after(start, BACKLOG_LIMIT * 10)
+                events = await stored.all_events_after(conn, start, BACKLOG_LIMIT * 10)
     except BaseException:
         slot.close()
         raise

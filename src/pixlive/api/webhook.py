@@ -27,10 +27,9 @@ from pixlive.api.dependencies import RuntimeDep
 from pixlive.api.limits import BodyTooLarge
 from pixlive.api.models import ErrorOut, PixIn, WebhookIn, WebhookOut
 from pixlive.domain.money import parse_amount
-from pixlive.runtime import Runtime, utcnow
-from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
+from pixlive.runtime import Runtime
+from pixlive.services.confirmation import IncomingPix, Outcome, confirm
 from pixlive.services.signature import HEADER, SignatureError, verify, verify_token
-from pixlive.services.unit_of_work import UnitOfWork
 
 router = APIRouter(tags=["PSP webhook"])
 log = logging.getLogger("pixlive.webhook")
@@ -109,11 +108,6 @@ def _incoming(item: PixIn, raw: dict[str, Any]) -> IncomingPix:
     )
 
 
-async def _confirm_all(uow: UnitOfWork, items: list[IncomingPix]) -> list[Outcome]:
-    now = utcnow()
-    return [await confirm_pix(uow, item, now) for item in items]
-
-
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
 
 
@@ -164,10 +158,7 @@ def check_delivery(
 
 def submit_delivery(runtime: Runtime, incoming: list[IncomingPix]) -> asyncio.Future[list[Outcome]]:
     """Queues the delivery's use case for the next group commit."""
-    return runtime.writer.submit(
-        lambda uow: _confirm_all(uow, incoming),
-        charges=[item.txid for item in incoming if item.txid],
-    )
+    return runtime.writer.submit(confirm, incoming)
 
 
 def answer_failure(exc: BaseException) -> Answer | None:

@@ -10,8 +10,8 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from pixlive.adapters.connection import Connection
-from pixlive.adapters.repository import ApiKey, Repository
+from pixlive.services.ports import Queries
+from pixlive.services.records import ApiKey
 from pixlive.services.unit_of_work import UnitOfWork
 
 PREFIX = "pxl_"
@@ -52,11 +52,11 @@ async def revoke_api_key(uow: UnitOfWork, name: str, now: datetime) -> bool:
     return await uow.repo.revoke_api_key(name, now)
 
 
-async def authenticate(conn: Connection, key: str) -> ApiKey | None:
+async def authenticate(queries: Queries, key: str) -> ApiKey | None:
     if not key.startswith(PREFIX) or len(key) > 200:
         return None
-    return await Repository(conn).find_api_key(hash_key(key))
+    return await queries.find_api_key(hash_key(key))
 
 
-async def list_api_keys(conn: Connection) -> list[ApiKey]:
-    return await Repository(conn).list_api_keys()
+async def list_api_keys(queries: Queries) -> list[ApiKey]:
+    return await queries.list_api_keys()

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from pixlive.adapters.connection import Connection
-from pixlive.adapters.repository import Repository
 from pixlive.domain.brcode import build_brcode
 from pixlive.domain.charge import Charge, Payer, Status
 from pixlive.domain.errors import ChargeFinal, ChargeNotFound, IdempotencyConflict
 from pixlive.domain.ids import new_charge_id
+from pixlive.services.ports import Queries
 from pixlive.services.unit_of_work import UnitOfWork
 
 
@@ -114,22 +113,20 @@ def as_seen_at(charge: Charge, now: datetime) -> Charge:
     return charge if effective is charge.status else replace(charge, status=effective)
 
 
-async def get_charge(conn: Connection, charge_id: str, now: datetime) -> Charge:
-    charge = await Repository(conn).get_charge(charge_id)
+async def get_charge(queries: Queries, charge_id: str, now: datetime) -> Charge:
+    charge = await queries.get_charge(charge_id)
     if charge is None:
         raise ChargeNotFound("no charge with this id")
     return as_seen_at(charge, now)
 
 
 async def list_charges(
-    conn: Connection,
+    queries: Queries,
     now: datetime,
     *,
     status: Status | None,
     before: tuple[int, str] | None,
     limit: int,
 ) -> list[Charge]:
-    charges = await Repository(conn).list_charges(
-        status=status, before=before, limit=limit, now=now
-    )
+    charges = await queries.list_charges(status=status, before=before, limit=limit, now=now)
     return [as_seen_at(charge, now) for charge in charges]

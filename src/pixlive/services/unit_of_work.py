@@ -1,16 +1,24 @@
-"""The unit of work a use case runs in: one repository, and the events it recorded.
+"""Use cases that still go row by row (create, cancel, expiry, API keys), as jobs.
 
-The group-commit writer gives each use case its own unit of work inside a shared
-transaction; the events are published only once that transaction has committed.
+A job is a coroutine function of a `UnitOfWork`: the transaction's repository, and the
+events the job recorded. `jobs` is the operation the writer runs them with: one after
+the other, in the batch's transaction (`writer.run(jobs, job)`).
+
+A job that raises (a refusal, a conflict) fails the batch's transaction: the writer runs
+the batch again item by item, each in a transaction of its own, so that the job's writes
+are undone and its caller alone gets the error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
 
-from pixlive.adapters.repository import Repository
+from pixlive.domain.errors import DomainError
 from pixlive.domain.events import Event, RecordedEvent
+from pixlive.services.ports import Repository, Store
+from pixlive.services.records import Done
 
 T = TypeVar("T")
 
@@ -26,18 +34,16 @@ class UnitOfWork:
         self.events.append(recorded)
         return recorded
 
-    def add_recorded(self, events: list[RecordedEvent]) -> None:
-        """Events the repository wrote together with the change that caused them."""
-        self.events.extend(events)
-
 
 Job = Callable[[UnitOfWork], Awaitable[T]]
 
 
-class Writer(Protocol):
-    """Runs a use case in a unit of work and returns once it is durably committed."""
-
-    async def run(self, job: Job[T], *, charges: Collection[str] = ()) -> T:
-        """`charges`: the charges the job will read to change, which the writer may read
-        ahead, together with other jobs' (a hint: the job reads them all the same)."""
-        ...
+async def jobs(store: Store, items: Sequence[Job[T]], now: datetime) -> Done[T]:
+    """The writer's operation for jobs: each in turn, on the batch's store."""
+    results: list[T | DomainError] = []
+    events: list[RecordedEvent] = []
+    for job in items:
+        uow = UnitOfWork(store)
+        results.append(await job(uow))
+        events.extend(uow.events)
+    return Done(results, events)

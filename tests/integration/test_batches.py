@@ -1,8 +1,8 @@
-"""The set-wise batch (adapters/setwise.py), on SQLite and PostgreSQL: a batch of
-confirmations that named their charges is written in one go, with the same outcomes, rows
-and events as one statement at a time; and every case it cannot decide beforehand (a
-retried endToEndId, another process's ledger row, a refused value, a job that writes
-something else) ends as the ordinary run would end it."""
+"""Batches through the writer, on SQLite and PostgreSQL: the confirmations of one batch are
+decided together and written set-wise, with the outcomes, rows and events the rules give
+one at a time; and what no decision can know beforehand (another process's ledger row, a
+value the database refuses, a job that fails beside them) ends each caller as it would
+end alone. The rules themselves: tests/unit/test_confirmation.py."""
 
 from __future__ import annotations
 
@@ -13,40 +13,44 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from itest import RECEIVER, T0, WAIT, Gate, Stack, at, new_e2e, pix_for
+from itest import RECEIVER, T0, WAIT, Gate, Stack, at, confirm_in, new_e2e, pix_for
 
 from pixlive.adapters.errors import InvalidData
-from pixlive.adapters.sqlite import sqlite_path
+from pixlive.adapters.sqlite_connection import sqlite_path
 from pixlive.domain.charge import Status
 from pixlive.domain.errors import ChargeFinal, DomainError
 from pixlive.services.charges import NewCharge, cancel_charge, create_charge
-from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
-from pixlive.services.unit_of_work import UnitOfWork
+from pixlive.services.confirmation import IncomingPix, Outcome, confirm
+from pixlive.services.unit_of_work import UnitOfWork, jobs
 
 OpenStack = Callable[..., Awaitable[Stack]]
-Call = tuple[Callable[[UnitOfWork], Awaitable[Any]], list[str]]
+Call = tuple[Any, Any]  # an operation of the writer, and one caller's item
 
 
 async def one_writer(open_stack: OpenStack) -> Stack:
     return await open_stack(writers=1)
 
 
-async def in_one_batch(stack: Stack, calls: list[Call]) -> list[Any]:
-    """Runs the calls (job, the charges it names) in one batch, as the webhook does."""
+async def in_one_batch(stack: Stack, calls: list[Call], now: Any = T0) -> list[Any]:
+    """Runs the calls in one batch at `now`, as the writer gathers the webhook's; a
+    delivery's list of one outcome is given as that outcome."""
     gate = Gate()
     blocker = asyncio.ensure_future(stack.run(gate))
     await asyncio.wait_for(gate.entered.wait(), WAIT)
-    batches = stack.writer.batches
-    futures = [stack.writer.submit(job, charges=charges) for job, charges in calls]
+    stack.clock.at = now
+    futures = [stack.writer.submit(operation, item) for operation, item in calls]
     gate.release.set()
     await blocker
     results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), WAIT)
-    assert stack.writer.batches == batches + 2  # the gate's batch, then all of them together
-    return list(results)
+    return [r[0] if isinstance(r, list) and len(r) == 1 else r for r in results]
 
 
-def confirming(pix: IncomingPix, now: Any = T0) -> Call:
-    return (lambda uow: confirm_pix(uow, pix, now)), [pix.txid] if pix.txid else []
+def confirming(pix: IncomingPix) -> Call:
+    return confirm, [pix]
+
+
+def job(function: Callable[[UnitOfWork], Awaitable[Any]]) -> Call:
+    return jobs, function
 
 
 async def assert_consistent(stack: Stack, charge_ids: list[str]) -> None:
@@ -60,16 +64,16 @@ async def assert_consistent(stack: Stack, charge_ids: list[str]) -> None:
         assert published == events
 
 
-async def test_a_batch_of_confirmations_is_written_set_wise(open_stack: OpenStack) -> None:
+async def test_a_batch_of_confirmations_is_written_together(open_stack: OpenStack) -> None:
     stack = await one_writer(open_stack)
     charges = [await stack.new_charge(100 + n) for n in range(5)]
-    set_wise, reruns = stack.writer.set_wise, stack.writer.reruns
+    batches, reruns = stack.writer.batches, stack.writer.reruns
     published = len(stack.published)
 
     results = await in_one_batch(stack, [confirming(pix_for(c.id, c.value)) for c in charges])
 
     assert results == [Outcome.PAID] * 5
-    assert stack.writer.set_wise == set_wise + 1
+    assert stack.writer.batches == batches + 2  # the gate's, then all five together
     assert stack.writer.reruns == reruns
     assert len(stack.published) == published + 5
     assert await stack.count("received_pix", "outcome = 'paid'") == 5
@@ -80,22 +84,10 @@ async def test_a_batch_of_confirmations_is_written_set_wise(open_stack: OpenStac
     await assert_consistent(stack, [c.id for c in charges])
 
 
-async def test_a_lone_confirmation_goes_the_ordinary_way(open_stack: OpenStack) -> None:
-    stack = await one_writer(open_stack)
-    charge = await stack.new_charge(100)
-    set_wise = stack.writer.set_wise
-    assert await in_one_batch(stack, [confirming(pix_for(charge.id, charge.value))]) == [
-        Outcome.PAID
-    ]
-    assert stack.writer.set_wise == set_wise
-    await assert_consistent(stack, [charge.id])
-
-
 async def test_one_end_to_end_id_twice_in_a_batch_pays_once(open_stack: OpenStack) -> None:
     stack = await one_writer(open_stack)
     charge, other = await stack.new_charge(1234), await stack.new_charge(500)
     pix = pix_for(charge.id, 1234)
-    set_wise = stack.writer.set_wise
 
     results = await in_one_batch(
         stack, [confirming(pix) for _ in range(5)] + [confirming(pix_for(other.id, 500))]
@@ -103,7 +95,6 @@ async def test_one_end_to_end_id_twice_in_a_batch_pays_once(open_stack: OpenStac
 
     assert Counter(results) == {Outcome.PAID: 2, Outcome.DUPLICATE: 4}
     assert results[0] is Outcome.PAID and results[5] is Outcome.PAID
-    assert stack.writer.set_wise == set_wise + 1
     assert await stack.count("received_pix") == 2
     assert [e.type for e in await stack.events(charge.id)] == ["payment.created", "payment.paid"]
     await assert_consistent(stack, [charge.id, other.id])
@@ -112,14 +103,13 @@ async def test_one_end_to_end_id_twice_in_a_batch_pays_once(open_stack: OpenStac
 async def test_an_end_to_end_id_already_in_the_ledger_is_a_duplicate(
     open_stack: OpenStack,
 ) -> None:
-    """The retry of a delivery an earlier batch recorded: the batch cannot stand as run
-    set-wise, and the ordinary run answers DUPLICATE, changing nothing of its charge."""
+    """The retry of a delivery an earlier batch recorded, in a batch with a second Pix for
+    the same (now paid) charge: DUPLICATE, changing nothing of its charge."""
     stack = await one_writer(open_stack)
     charge, other = await stack.new_charge(1234), await stack.new_charge(500)
     first = pix_for(charge.id, 1234)
     assert await in_one_batch(stack, [confirming(first)]) == [Outcome.PAID]
-    set_wise, reruns = stack.writer.set_wise, stack.writer.reruns
-    # the retry shares its batch with a second Pix for the same (now paid) charge
+    reruns = stack.writer.reruns
     late = pix_for(charge.id, 1234)
 
     results = await in_one_batch(
@@ -127,8 +117,7 @@ async def test_an_end_to_end_id_already_in_the_ledger_is_a_duplicate(
     )
 
     assert results == [Outcome.DUPLICATE, Outcome.MISMATCH, Outcome.PAID]
-    assert stack.writer.set_wise == set_wise  # run the ordinary way
-    assert stack.writer.reruns == reruns  # but with no savepoints: nothing failed
+    assert stack.writer.reruns == reruns  # nothing failed
     assert await stack.count("received_pix") == 3
     types = [e.type for e in await stack.events(charge.id)]
     assert types == ["payment.created", "payment.paid", "payment.mismatch"]
@@ -157,16 +146,16 @@ async def test_two_pix_for_one_charge_in_a_batch(open_stack: OpenStack) -> None:
 async def test_mismatch_unknown_txid_and_expiry_in_a_batch(open_stack: OpenStack) -> None:
     stack = await one_writer(open_stack)
     short, due = await stack.new_charge(1234), await stack.new_charge(200, expires_in=60)
-    set_wise = stack.writer.set_wise
 
     results = await in_one_batch(
         stack,
         [
-            confirming(pix_for(short.id, 1000), at(1)),  # too little
-            confirming(pix_for("U" * 25, 1000), at(1)),  # no such charge
-            confirming(pix_for(due.id, 200), at(61)),  # arrives after expiry
-            confirming(pix_for(None, 300), at(1)),  # no txid at all: names no charge
+            confirming(pix_for(short.id, 1000)),  # too little
+            confirming(pix_for("U" * 25, 1000)),  # no such charge
+            confirming(pix_for(due.id, 200)),  # arrives after expiry
+            confirming(pix_for(None, 300)),  # no txid at all: names no charge
         ],
+        now=at(61),
     )
 
     assert results == [
@@ -175,17 +164,6 @@ async def test_mismatch_unknown_txid_and_expiry_in_a_batch(open_stack: OpenStack
         Outcome.MISMATCH,
         Outcome.UNKNOWN_TXID,
     ]
-    # the Pix without a txid names no charge, so that batch went the ordinary way
-    assert stack.writer.set_wise == set_wise
-    results = await in_one_batch(
-        stack,
-        [
-            confirming(pix_for(short.id, 1000), at(2)),
-            confirming(pix_for("V" * 25, 1000), at(2)),
-        ],
-    )
-    assert results == [Outcome.MISMATCH, Outcome.UNKNOWN_TXID]
-    assert stack.writer.set_wise == set_wise + 1
     assert [e.type for e in await stack.events(due.id)] == [
         "payment.created",
         "payment.expired",
@@ -195,14 +173,14 @@ async def test_mismatch_unknown_txid_and_expiry_in_a_batch(open_stack: OpenStack
     assert stored is not None and stored.status is Status.EXPIRED
     stored = await stack.read(lambda repo: repo.get_charge(short.id))
     assert stored is not None and stored.status is Status.ACTIVE
-    assert await stack.count("received_pix", "outcome = 'unknown_txid'") == 3
-    assert await stack.count("received_pix", "outcome = 'mismatch'") == 3
+    assert await stack.count("received_pix", "outcome = 'unknown_txid'") == 2
+    assert await stack.count("received_pix", "outcome = 'mismatch'") == 2
     await assert_consistent(stack, [short.id, due.id])
 
 
 async def test_jobs_that_write_something_else_share_the_batch(open_stack: OpenStack) -> None:
-    """A cancel and a create (which the set-wise run does not defer), a job that fails
-    after confirming, beside plain confirmations: each ends as it would alone."""
+    """A cancel and a create, a job that fails after confirming, beside plain
+    confirmations: each ends as it would alone."""
     stack = await one_writer(open_stack)
     paid, cancelled, failing = [await stack.new_charge(100 + n) for n in range(3)]
 
@@ -210,7 +188,7 @@ async def test_jobs_that_write_something_else_share_the_batch(open_stack: OpenSt
         pass
 
     async def confirms_then_fails(uow: UnitOfWork) -> None:
-        await confirm_pix(uow, pix_for(failing.id, 102), T0)
+        await confirm_in(uow, pix_for(failing.id, 102), T0)
         raise Boom("refused after recording")
 
     command = NewCharge(value=700, expires_in=60)
@@ -218,16 +196,16 @@ async def test_jobs_that_write_something_else_share_the_batch(open_stack: OpenSt
         stack,
         [
             confirming(pix_for(paid.id, 100)),
-            ((lambda uow: cancel_charge(uow, cancelled.id, at(1))), [cancelled.id]),
-            (confirms_then_fails, [failing.id]),
-            confirming(pix_for(cancelled.id, 101), at(2)),
-            ((lambda uow: cancel_charge(uow, paid.id, at(3))), [paid.id]),
+            job(lambda uow: cancel_charge(uow, cancelled.id, at(1))),
+            job(confirms_then_fails),
+            confirming(pix_for(cancelled.id, 101)),
+            job(lambda uow: cancel_charge(uow, paid.id, at(3))),
         ],
     )
     created = await in_one_batch(
         stack,
         [
-            ((lambda uow: create_charge(uow, command, RECEIVER, T0)), ["X" * 25]),
+            job(lambda uow: create_charge(uow, command, RECEIVER, T0)),
             confirming(pix_for(failing.id, 102)),
         ],
     )
@@ -270,8 +248,8 @@ async def test_another_process_records_the_same_end_to_end_id_meanwhile(
     open_stack: OpenStack,
 ) -> None:
     """Another process has inserted the ledger row, not yet committed, when the batch
-    writes: the batch waits for it, finds the row taken, and ends the ordinary way (on
-    PostgreSQL, after rolling back what it had written)."""
+    runs: on SQLite the batch waits for its lock and then sees the row; on PostgreSQL the
+    batch's insert waits for it, finds the row taken, and the batch runs again."""
     stack = await one_writer(open_stack)
     charge, other = await stack.new_charge(1234), await stack.new_charge(500)
     pix = pix_for(charge.id, 1234)
@@ -297,16 +275,13 @@ async def test_another_process_records_the_same_end_to_end_id_meanwhile(
             await conn.execute("COMMIT")
             await conn.close()
 
-    futures = [
-        stack.writer.submit(job, charges=charges)
-        for job, charges in (confirming(pix), confirming(pix_for(other.id, 500)))
-    ]
+    futures = [stack.writer.submit(confirm, [p]) for p in (pix, pix_for(other.id, 500))]
     await asyncio.sleep(0.3)
     assert not any(f.done() for f in futures)  # waiting on the other's lock
     await commit()
     results = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
 
-    assert results == [Outcome.DUPLICATE, Outcome.PAID]
+    assert results == [[Outcome.DUPLICATE], [Outcome.PAID]]
     stored = await stack.read(lambda repo: repo.get_charge(charge.id))
     assert stored is not None and stored.status is Status.ACTIVE
     assert [e.type for e in await stack.events(charge.id)] == ["payment.created"]
@@ -322,13 +297,13 @@ async def test_many_deliveries_with_retries_in_two_processes(open_stack: OpenSta
     charges = [await first.new_charge(100 + n) for n in range(20)]
     pixes = [pix_for(c.id, c.value) for c in charges]
     extra = [pix_for(c.id, c.value, e2e=new_e2e()) for c in charges[:5]]
-    jobs = []
-    for stack in (first, second):
-        for pix in [*pixes, *pixes, *extra]:
-            job, hint = confirming(pix)
-            jobs.append(stack.writer.submit(job, charges=hint))
+    futures = [
+        stack.writer.submit(confirm, [pix])
+        for stack in (first, second)
+        for pix in [*pixes, *pixes, *extra]
+    ]
 
-    results = await asyncio.wait_for(asyncio.gather(*jobs), WAIT)
+    results = [outcome for (outcome,) in await asyncio.wait_for(asyncio.gather(*futures), WAIT)]
 
     assert Counter(results)[Outcome.PAID] == 20
     assert Counter(results)[Outcome.MISMATCH] == 5
