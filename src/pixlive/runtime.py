@@ -25,6 +25,7 @@ from pixlive.services.errors import DatabaseUnavailable
 from pixlive.services.expiry import expire_due
 from pixlive.services.ports import Clock
 from pixlive.services.unit_of_work import jobs
+from pixlive.services.webhook_payload import RenderCharge
 from pixlive.services.writer import OnCommit, Writer
 from pixlive.settings import Settings
 from pixlive.testing.faults import crash_after_commit
@@ -34,7 +35,10 @@ log = logging.getLogger("pixlive")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, render_charge: RenderCharge, clock: Clock | None = None
+    ) -> None:
+        """`render_charge`: a charge as the merchant API shows it (for merchant webhooks)."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.db: Database = database_from_url(settings.database_url)
@@ -47,7 +51,7 @@ class Runtime:
         # What the writer calls once a batch is durable: one function, to wrap if need be.
         events_committed: OnCommit = crash_after_commit(self.events_committed)
         self.writer = Writer(self.db, self.clock, events_committed)
-        self.webhooks = Webhooks(settings, self.writer, self.db)
+        self.webhooks = Webhooks(settings, self.writer, self.db, render_charge)
         self.psp = psp_from_settings(settings)
         self.reconciler = (
             Reconciler(self.psp, self.writer, settings.reconcile_seconds)

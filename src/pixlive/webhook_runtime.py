@@ -1,23 +1,23 @@
 """The merchant-webhook part of the composition root: the dispatcher built from the
 process's writer and database, the httpx sender under the settings' URL policy, the
-charge's JSON as the merchant API gives it, and the metrics."""
+charge's JSON as the merchant API gives it (`render`, handed in by the API, which the
+composition root does not import), and the metrics."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pixlive import metrics
 from pixlive.adapters.database import Database
 from pixlive.adapters.repository import Repository
 from pixlive.adapters.webhook_sender import HttpSender
 from pixlive.adapters.webhook_store import SqlWebhookStore
-from pixlive.api.models import MerchantChargeOut
-from pixlive.domain.charge import Charge
 from pixlive.domain.webhook_url import UrlPolicy
 from pixlive.services.unit_of_work import UnitOfWork, jobs
 from pixlive.services.webhook_dispatch import Dispatcher, Limits, Observer
+from pixlive.services.webhook_payload import RenderCharge
 from pixlive.services.webhook_ports import Job
 from pixlive.services.writer import Writer
 from pixlive.settings import Settings
@@ -56,17 +56,15 @@ class WebhookTransactions:
 
 
 class Webhooks:
-    def __init__(self, settings: Settings, writer: Writer, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, writer: Writer, db: Database, render: RenderCharge
+    ) -> None:
         self.policy = url_policy(settings)
         self.tx = WebhookTransactions(writer, db)
-        base_url = settings.base_url
         scale = settings.webhook_retry_scale
         if scale != 1 and not settings.sandbox:
             log.warning("PIXLIVE_WEBHOOK_RETRY_SCALE is for the sandbox: ignored in production")
             scale = 1.0
-
-        def render(charge: Charge) -> dict[str, Any]:
-            return MerchantChargeOut.of(charge, base_url).model_dump(mode="json")
 
         self.render = render
         self.dispatcher = Dispatcher(

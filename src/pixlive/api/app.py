@@ -31,7 +31,7 @@ from pixlive.api import (
 )
 from pixlive.api.headers import SecurityHeaders
 from pixlive.api.limits import BodyLimit
-from pixlive.api.models import ErrorOut
+from pixlive.api.models import ErrorOut, MerchantChargeOut
 from pixlive.api.pages import WEB, load_logo, logo_router
 from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import Runtime
@@ -95,7 +95,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Runtime]]:
-        runtime = Runtime(settings)
+        runtime = Runtime(
+            settings,
+            render_charge=lambda c: MerchantChargeOut.of(c, settings.base_url).model_dump(
+                mode="json"
+            ),
+        )
         await runtime.start()
         app.state.runtime = runtime
         restore = _end_streams_on_signal(runtime)
