@@ -15,11 +15,6 @@ webhook_pix = Counter("pixlive_webhook_pix_total", "Pix received by the webhook"
 webhook_rejected = Counter(
     "pixlive_webhook_rejected_total", "Webhook deliveries refused", ["reason"]
 )
-commit_batch = Histogram(
-    "pixlive_commit_batch_size",
-    "Use cases committed per transaction (group commit)",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-)
 webhook_attempts = Counter(
     "pixlive_webhook_attempts_total", "Merchant webhook attempts, by outcome", ["outcome"]
 )

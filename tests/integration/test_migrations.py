@@ -25,8 +25,8 @@ async def _query(url: str, sql: str) -> list[Any]:
     db = database_from_url(url)
     await db.start()
     try:
-        async with db.read() as conn:
-            return [tuple(row) for row in await conn.fetch(sql)]
+        async with db.read() as reader:
+            return [tuple(row) for row in await reader.conn.fetch(sql)]
     finally:
         await db.close()
 

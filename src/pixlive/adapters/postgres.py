@@ -189,12 +189,11 @@ class PostgresDatabase:
             # The writers run the same few statements thousands of times: with the default
             # plan cache, PostgreSQL plans each execution of a parameterised statement
             # anew until it trusts a generic plan, and for the set-wise batch statement
-            # that planning cost more than its execution (0.7 of 1.4 ms for one Pix).
-            # A plan is kept for the connection's life, though, and one made while a table
-            # was small (a new database) read it whole, every batch, as it grew: the
-            # batch's read of its charges did (the rate fell by a third over five runs of
-            # one server). Every statement of the writers finds its rows by an index, so
-            # sequential scans are ruled out for them.
+            # that planning cost more than its execution. A plan is kept for the
+            # connection's life, though, and one made while a table was small (a new
+            # database) read it whole, every batch, as it grew. Every statement of the
+            # writers finds its rows by an index, so sequential scans are ruled out for
+            # them (measured: docs/performance-log.md, "a batch written set-wise").
             # The pool's reset (RESET ALL) undoes both when the connection goes back.
             await conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:

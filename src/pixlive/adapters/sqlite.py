@@ -10,12 +10,11 @@ WAL with synchronous=FULL: a committed batch survives a power cut.
 Two exceptions, both for how soon a lone payment is heard of:
 - A batch of one job, with nothing else queued, commits on the loop while recent COMMITs
   were quick: the loop has nothing else to do meanwhile, and the two thread hand-offs cost
-  about a third of the fsync itself. A slow disk sends every COMMIT back to the thread.
+  a good part of the fsync itself. A slow disk sends every COMMIT back to the thread.
 - SQLite's automatic WAL checkpoint runs inside the COMMIT that crosses its threshold,
-  copying pages and fsyncing the database file before that payment is answered: one in
-  every hundred or so lone payments waited about a millisecond more. The writer
-  checkpoints between batches instead (`tidy`), in its thread, once the callers are
-  answered.
+  copying pages and fsyncing the database file before that payment is answered. The
+  writer checkpoints between batches instead (`tidy`), in its thread, once the callers are
+  answered. (Measured: docs/performance-log.md, "a lone payment's path".)
 """
 
 from __future__ import annotations
@@ -45,7 +44,8 @@ log = logging.getLogger("pixlive.sqlite")
 INLINE_COMMIT_LIMIT = 0.002
 # A checkpoint between batches at most this often (seconds): often enough that the WAL
 # stays as small as SQLite's own checkpoint kept it, and no checkpoint grows long enough
-# to hold the next batches up (measured: docs/performance-log.md, "checkpoint interval").
+# to hold the next batches up (measured: docs/performance-log.md, "The WAL checkpoint
+# between batches").
 CHECKPOINT_EVERY = 0.02
 
 

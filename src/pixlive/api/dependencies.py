@@ -12,7 +12,6 @@ from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import Runtime
 from pixlive.services.api_keys import authenticate
 from pixlive.services.records import ApiKey
-from pixlive.settings import Settings
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
@@ -24,12 +23,6 @@ async def get_runtime(request: Request) -> Runtime:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-
-async def get_settings(runtime: RuntimeDep) -> Settings:
-    return runtime.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `pixlive apikey create`")
 

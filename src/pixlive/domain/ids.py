@@ -10,7 +10,6 @@ CHARGE_ID_LENGTH = 25  # 62**25 is about 2**148
 COB_ID_LENGTH = 30
 # Exactly the two lengths that are issued: any other is refused as malformed before a lookup.
 _CHARGE_ID = re.compile(r"^(?:[A-Za-z0-9]{25}|[A-Za-z0-9]{30})$")
-_END_TO_END_ID = re.compile(r"^E[A-Za-z0-9]{31}$")
 
 
 def new_charge_id() -> str:
@@ -34,7 +33,3 @@ def cob_id_from(seed: bytes) -> str:
 
 def is_charge_id(text: str) -> bool:
     return _CHARGE_ID.fullmatch(text) is not None
-
-
-def is_end_to_end_id(text: str) -> bool:
-    return _END_TO_END_ID.fullmatch(text) is not None
