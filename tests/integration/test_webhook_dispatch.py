@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from itest import T0, Stack
 
-from pixlive.adapters.webhook_store import WebhookTransactions
 from pixlive.domain.charge import Charge
 from pixlive.domain.webhook_delivery import SCHEDULE, Answer
 from pixlive.domain.webhook_endpoint import Endpoint
@@ -21,6 +20,7 @@ from pixlive.domain.webhook_url import UrlPolicy
 from pixlive.services.webhook_dispatch import Dispatcher, Limits
 from pixlive.services.webhook_endpoints import create_endpoint
 from pixlive.services.webhook_ports import WebhookStore
+from pixlive.webhook_runtime import WebhookTransactions
 
 SANDBOX = UrlPolicy(https_only=False, public_only=False)
 
@@ -97,7 +97,8 @@ async def round_(d: Dispatcher) -> int:
 
 
 async def statuses(stack: Stack) -> list[tuple[str, int]]:
-    async with stack.db.read() as conn:
+    async with stack.db.read() as reader:
+        conn = reader.conn
         rows = await conn.fetch("SELECT status, attempts FROM webhook_deliveries ORDER BY id")
     return [(row[0], row[1]) for row in rows]
 
@@ -120,7 +121,8 @@ async def test_a_failing_endpoint_is_tried_on_the_schedule_then_exhausted(stack:
     assert await statuses(stack) == [("exhausted", len(SCHEDULE))]
     ids = {headers["webhook-id"] for _, headers, _ in sender.sent}
     assert len(sender.sent) == len(SCHEDULE) and len(ids) == 1
-    async with stack.db.read() as conn:
+    async with stack.db.read() as reader:
+        conn = reader.conn
         numbers = [r[0] for r in await conn.fetch("SELECT number FROM webhook_attempts")]
     assert sorted(numbers) == list(range(1, len(SCHEDULE) + 1))
 
@@ -182,7 +184,8 @@ async def test_a_lease_left_by_a_dead_process_lapses_and_is_taken_over(stack: St
     dead_sender.release.set()
     await dead.idle()
     assert await statuses(stack) == [("succeeded", 2)]
-    async with stack.db.read() as conn:
+    async with stack.db.read() as reader:
+        conn = reader.conn
         assert len(await conn.fetch("SELECT id FROM webhook_attempts")) == 1
 
 
