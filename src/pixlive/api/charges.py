@@ -117,7 +117,7 @@ async def create_charge(
     if runtime.psp is not None:
         with psp_errors():
             charge, created = await psp_charges.create_at_psp(
-                runtime.writer.run,
+                lambda job: runtime.writer.run(jobs, job),
                 runtime.db.read,
                 runtime.psp,
                 command,
@@ -175,7 +175,11 @@ async def cancel_charge(
     if runtime.psp is not None:
         with psp_errors():
             charge = await psp_charges.cancel_at_psp(
-                runtime.writer.run, runtime.db.read, runtime.psp, payment_id, now
+                lambda job: runtime.writer.run(jobs, job),
+                runtime.db.read,
+                runtime.psp,
+                payment_id,
+                now,
             )
     else:
         charge = await runtime.writer.run(

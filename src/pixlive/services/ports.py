@@ -61,6 +61,8 @@ class Queries(Protocol):
 
     async def list_api_keys(self) -> list[ApiKey]: ...
 
+    async def get_idempotency(self, api_key_id: int, key: str) -> IdempotencyRecord | None: ...
+
 
 class ConfirmationStore(Protocol):
     """What confirming a batch of Pix needs, set-wise: a few statements per batch."""

@@ -21,21 +21,20 @@ from datetime import datetime
 from typing import TypeVar
 
 from pixlive import metrics
-from pixlive.adapters.connection import Connection
-from pixlive.adapters.errors import DatabaseUnavailable
-from pixlive.adapters.repository import Repository
 from pixlive.domain.charge import Charge
 from pixlive.domain.errors import ChargeFinal, ChargeNotFound, IdempotencyConflict
 from pixlive.domain.ids import cob_id_from, new_cob_id
 from pixlive.services import charges
 from pixlive.services.charges import Idempotency, NewCharge, Receiver
+from pixlive.services.errors import DatabaseUnavailable
+from pixlive.services.ports import Queries
 from pixlive.services.psp_port import CobRequest, Psp, PspError
 from pixlive.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger("pixlive.psp")
 T = TypeVar("T")
 Run = Callable[[Callable[[UnitOfWork], Awaitable[T]]], Awaitable[T]]
-Read = Callable[[], AbstractAsyncContextManager[Connection]]
+Read = Callable[[], AbstractAsyncContextManager[Queries]]
 
 
 def cob_id(secret: str, idempotency: Idempotency | None) -> str:
@@ -49,13 +48,13 @@ def cob_id(secret: str, idempotency: Idempotency | None) -> str:
     return cob_id_from(seed)
 
 
-async def _replayed(conn: Connection, idempotency: Idempotency) -> Charge | None:
-    seen = await Repository(conn).get_idempotency(idempotency.api_key_id, idempotency.key)
+async def _replayed(queries: Queries, idempotency: Idempotency) -> Charge | None:
+    seen = await queries.get_idempotency(idempotency.api_key_id, idempotency.key)
     if seen is None:
         return None
     if seen.request_hash != idempotency.request_hash:
         raise IdempotencyConflict("this Idempotency-Key was already used with a different request")
-    return await Repository(conn).get_charge(seen.payment_id)
+    return await queries.get_charge(seen.payment_id)
 
 
 async def create_at_psp(
@@ -71,8 +70,8 @@ async def create_at_psp(
 ) -> tuple[Charge, bool]:
     """The charge and whether it is new, as `charges.create_charge`; raises PspError."""
     if idempotency is not None:
-        async with read() as conn:
-            replay = await _replayed(conn, idempotency)
+        async with read() as queries:
+            replay = await _replayed(queries, idempotency)
         if replay is not None:
             return replay, False
     txid = cob_id(secret, idempotency)
@@ -111,8 +110,8 @@ async def cancel_at_psp(
     """Removes the cob at the PSP, then cancels the charge. A charge already final is
     refused before the PSP is asked; a charge with a static code (made before the PSP was
     connected) has no cob and is cancelled here only."""
-    async with read() as conn:
-        charge = await Repository(conn).get_charge(charge_id)
+    async with read() as queries:
+        charge = await queries.get_charge(charge_id)
     if charge is None:
         raise ChargeNotFound("no charge with this id")
     effective = charge.status_at(now)
