@@ -10,12 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pixlive import metrics
-from pixlive.adapters.errors import DatabaseUnavailable
-from pixlive.adapters.group_commit import GroupCommitWriter
-from pixlive.services.confirmation import IncomingPix, Outcome, confirm_pix
+from pixlive.services.confirmation import IncomingPix, Outcome, confirm
+from pixlive.services.errors import DatabaseUnavailable
 from pixlive.services.psp_port import Psp, PspError
 from pixlive.services.reconcile import Sweep, reconcile, window
-from pixlive.services.unit_of_work import UnitOfWork
+from pixlive.services.writer import Writer
 
 log = logging.getLogger("pixlive.reconcile")
 # A Pix can show up in GET /pix a little after its horario: each window starts this much
@@ -24,35 +23,27 @@ OVERLAP = timedelta(minutes=2)
 FIRST_LOOKBACK = timedelta(hours=24)
 
 
-def confirmer(
-    writer: GroupCommitWriter, clock: Callable[[], datetime]
-) -> Callable[[list[IncomingPix]], asyncio.Future[list[Outcome]]]:
-    """The webhook's use case for a batch of Pix, in one group commit."""
+def confirmer(writer: Writer) -> Callable[[list[IncomingPix]], asyncio.Future[list[Outcome]]]:
+    """The webhook's use case for a page of Pix, as one delivery of the next group commit."""
 
-    async def confirm_all(uow: UnitOfWork, items: list[IncomingPix]) -> list[Outcome]:
-        now = clock()
-        return [await confirm_pix(uow, item, now) for item in items]
+    def confirm_page(items: list[IncomingPix]) -> asyncio.Future[list[Outcome]]:
+        return writer.submit(confirm, items)
 
-    def confirm(items: list[IncomingPix]) -> asyncio.Future[list[Outcome]]:
-        return writer.submit(
-            lambda uow: confirm_all(uow, items), charges=[i.txid for i in items if i.txid]
-        )
-
-    return confirm
+    return confirm_page
 
 
 class Reconciler:
     def __init__(
         self,
         psp: Psp,
-        writer: GroupCommitWriter,
+        writer: Writer,
         interval: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.psp = psp
         self.interval = interval
         self.clock = clock
-        self.confirm = confirmer(writer, clock)
+        self.confirm = confirmer(writer)
         self.last_end: datetime | None = None
         self.last: Sweep | None = None
         self._task: asyncio.Task[None] | None = None

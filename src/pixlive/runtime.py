@@ -54,7 +54,7 @@ class Runtime:
         self.webhooks = Webhooks(settings, self.writer, self.db, render_charge)
         self.psp = psp_from_settings(settings)
         self.reconciler = (
-            Reconciler(self.psp, self.writer, settings.reconcile_seconds)
+            Reconciler(self.psp, self.writer, settings.reconcile_seconds, self.clock.now)
             if self.psp is not None
             else None
         )

@@ -63,9 +63,8 @@ async def _webhook(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from pixlive.adapters.apipix.factory import psp_from_settings
-    from pixlive.adapters.database import database_from_url
-    from pixlive.adapters.group_commit import GroupCommitWriter
     from pixlive.psp_runtime import confirmer
+    from pixlive.runtime import Offline
     from pixlive.services.psp_port import PspError
     from pixlive.services.reconcile import reconcile
 
@@ -75,18 +74,13 @@ async def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     until = _time(args.until) if args.until else datetime.now(UTC)
     since = _time(args.since) if args.since else until - timedelta(hours=24)
-    db = database_from_url(settings.database_url)
-    await db.start()
-    writer = GroupCommitWriter(db, lambda events: None)
-    await writer.start()
     try:
-        sweep = await reconcile(psp, confirmer(writer, lambda: datetime.now(UTC)), since, until)
+        async with Offline(settings) as offline:
+            sweep = await reconcile(psp, confirmer(offline.writer), since, until)
     except PspError as exc:
         print(f"pixlive: {exc.message}", file=sys.stderr)
         return 1
     finally:
-        await writer.close()
-        await db.close()
         await psp.close()
     counts = ", ".join(f"{name} {count}" for name, count in sorted(sweep.outcomes.items()))
     print(
