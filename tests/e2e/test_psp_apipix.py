@@ -69,7 +69,7 @@ def client_context(psp: PspEmulator) -> ssl.SSLContext:
     return psp.psp_tls()
 
 
-def start_pair(tmp: Any, profile: str = "standard") -> Pair:
+def start_pair(tmp: Any, profile: str = "standard", reconcile_seconds: str = "1") -> Pair:
     psp = start_emulator(tmp / "psp", profile=profile)
     d = psp.dir
     try:
@@ -84,7 +84,7 @@ def start_pair(tmp: Any, profile: str = "standard") -> Pair:
                 str(d / "ca.pem"),
             ),
             client_options={"verify": client_context(psp)},
-            PIXLIVE_RECONCILE_SECONDS="1",
+            PIXLIVE_RECONCILE_SECONDS=reconcile_seconds,
             **psp.settings,
         )
     except BaseException:

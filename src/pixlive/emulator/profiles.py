@@ -1,8 +1,8 @@
 """How each emulated PSP departs from the API Pix specification on the wire.
 
-`standard` follows api-pix-openapi-2.9.0.yaml to the letter. The others reproduce the
-departures that pixlive's API Pix client must cope with (the sources are listed in
-docs/psp.md, next to the client's own profiles).
+`standard` follows api-pix-openapi-2.9.0.yaml to the letter. The others serve the paths
+those PSPs use and send the body shapes a receiver must cope with (docs/psp.md says which
+of these were checked against the PSP's documents).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ PROFILES: dict[str, Profile] = {
     # Efí: API at https://pix.api.efipay.com.br/v2/..., token at /oauth/token of that host.
     "efi": Profile("efi", "/v2", "/oauth/token"),
     # Inter: API at https://cdpj.partners.bancointer.com.br/pix/v2/..., token at /oauth/v2/token.
+    # The root array and single-object `devolucoes` are shapes a receiver must take (the
+    # spec's own pixWebhook1 example has the object); that Inter sends them is not verified.
     "inter": Profile(
         "inter", "/pix/v2", "/oauth/v2/token", webhook_root_array=True, devolucoes_object=True
     ),
