@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 from pixlive import metrics
@@ -39,8 +40,10 @@ class Reconciler:
         writer: Writer,
         interval: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lock: Callable[[], AbstractAsyncContextManager[bool]] | None = None,
     ) -> None:
         self.psp = psp
+        self.lock = lock
         self.interval = interval
         self.clock = clock
         self.confirm = confirmer(writer)
@@ -48,7 +51,14 @@ class Reconciler:
         self.last: Sweep | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def sweep_once(self) -> Sweep:
+    async def sweep_once(self) -> Sweep | None:
+        """A sweep; None when another process holds the sweep's lock (it sweeps instead)."""
+        if self.lock is None:
+            return await self._sweep()
+        async with self.lock() as held:
+            return await self._sweep() if held else None
+
+    async def _sweep(self) -> Sweep:
         start, end = window(self.last_end, self.clock(), OVERLAP, FIRST_LOOKBACK)
         sweep = await reconcile(self.psp, self.confirm, start, end)
         self.last_end, self.last = end, sweep

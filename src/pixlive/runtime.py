@@ -14,6 +14,7 @@ from pixlive.adapters.apipix.factory import psp_from_settings
 from pixlive.adapters.bus import bus_from_url
 from pixlive.adapters.clock import SystemClock
 from pixlive.adapters.database import Database, database_from_url
+from pixlive.adapters.sweep_lock import sweep_lock
 from pixlive.domain.events import RecordedEvent
 from pixlive.psp_runtime import Reconciler
 from pixlive.realtime.admission import RateLimit, StreamSlots
@@ -54,7 +55,13 @@ class Runtime:
         self.webhooks = Webhooks(settings, self.writer, self.db, render_charge)
         self.psp = psp_from_settings(settings)
         self.reconciler = (
-            Reconciler(self.psp, self.writer, settings.reconcile_seconds, self.clock.now)
+            Reconciler(
+                self.psp,
+                self.writer,
+                settings.reconcile_seconds,
+                self.clock.now,
+                lock=lambda: sweep_lock(self.db),
+            )
             if self.psp is not None
             else None
         )

@@ -219,3 +219,19 @@ def test_a_dropped_webhook_is_found_by_the_sweep_once(pair: Pair) -> None:
         f"/payments/pix/{charge['id']}/poll", params={"after": events[0]["id"], "timeout": 0}
     )
     assert later.json()["events"] == []
+
+
+@pytest.mark.parametrize("profile", ["efi", "inter"])
+def test_the_profiles_end_to_end(tmp_path: Any, profile: str) -> None:
+    running = start_pair(tmp_path, profile=profile, reconcile_seconds="0")
+    try:
+        charge = running.create("1.50").json()
+        assert running.psp.pay(charge["pix_copia_e_cola"]).returncode == 0
+        events = running.events_after(charge["id"], charge["last_event_id"])
+        assert [e["type"] for e in events] == ["payment.paid"]
+        body = running.psp.stats()["deliveries"]["bodies"][-1]
+        # inter's emulation sends the Pix as a root array; efi as the spec's {"pix": [...]}
+        assert isinstance(body, list) == (profile == "inter")
+    finally:
+        running.server.stop()
+        running.psp.stop()
