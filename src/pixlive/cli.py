@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import ssl
 import sys
@@ -31,8 +32,21 @@ async def _with_writer(settings: Settings, job: Callable[[Offline], Awaitable[T]
         return await job(offline)
 
 
+def _log_config(level: str) -> dict[str, object]:
+    """uvicorn's logging, with pixlive's own loggers on its default handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    loggers = dict(config.get("loggers", {}))
+    loggers["pixlive"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    config["loggers"] = loggers
+    return config
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+
+    from pixlive.server import redact
 
     if args.workers > 1 and settings.bus_url.startswith("memory"):
         print(
@@ -70,13 +84,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        # The webhook and charge streams are served by the connection itself
-        # (api/http.py, api/websocket.py).
-        http="pixlive.api.http:HttpProtocol",
-        ws="pixlive.api.websocket:WebSocketProtocol",
-        ws_per_message_deflate=False,
+        # Every connection is pixlive's own (pixlive.server): the webhook, the charge
+        # streams, the edge's limits; uvicorn runs the processes, TLS and the lifespan.
+        http="pixlive.server.http:HttpProtocol",
+        ws="none",
         proxy_headers=True,
         log_level=settings.log_level,
+        log_config=redact.install(_log_config(settings.log_level)),
         timeout_graceful_shutdown=8,
         **tls,  # type: ignore[arg-type]
     )

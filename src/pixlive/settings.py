@@ -131,6 +131,20 @@ class Settings(BaseSettings):
             raise ValueError("PIXLIVE_PSP_CERT and PIXLIVE_PSP_KEY go together")
         return self
 
+    # The public edge (docs/security.md): the request head as nginx bounds it by default,
+    # time limits, and the connections one process holds.
+    max_request_line_bytes: int = Field(8192, ge=256)
+    max_header_bytes: int = Field(8192, ge=256)
+    max_headers_bytes: int = Field(32768, ge=1024)
+    max_headers: int = Field(100, ge=8)
+    head_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(10.0, gt=0)
+    keepalive_timeout_seconds: float = Field(5.0, gt=0)
+    max_connections: int = Field(60_000, ge=1)
+    # Comma-separated origins whose pages may open a charge's WebSocket or SSE; unset: the
+    # public URL's origin (and requests with no Origin, which no browser page sends).
+    allowed_origins: str | None = None
+
     @model_validator(mode="after")
     def _production_has_what_it_needs(self) -> Self:
         if self.env != "production":

@@ -1,6 +1,5 @@
-"""A charge's SSE stream as `App` serves it before the framework (api/sse.py): the same
-answers as the route for everything it leaves to the route, and nothing left behind when
-a client goes away."""
+"""A charge's SSE stream as the connection serves it (server/sse.py): the error answers
+in the shape of every route, and nothing left behind when a client goes away."""
 
 from __future__ import annotations
 

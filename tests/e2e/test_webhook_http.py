@@ -1,6 +1,6 @@
-"""The webhook's own HTTP handling (api/http.py), byte by byte on raw sockets: keep-alive,
-pipelining, chunked bodies, `Expect: 100-continue`, HTTP/1.0, body limits, clients that
-leave; and the same answers as the ASGI path that other servers take (plain uvicorn)."""
+"""The webhook as the connection answers it (server/webhook.py, its only way in), byte by
+byte on raw sockets: keep-alive, pipelining, chunked bodies, `Expect: 100-continue`,
+HTTP/1.0, body limits, clients that leave."""
 
 from __future__ import annotations
 
@@ -17,16 +17,10 @@ from tests.e2e.conftest import Server, start_server
 PATH = "/payments/pix/confirmation"
 
 
-@pytest.fixture(scope="module", params=["pixlive", "plain-uvicorn"])
-def any_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """`pixlive serve` (the connection answers the webhook) and plain uvicorn (the ASGI
-    fast path answers it): every test here must see the same behaviour from both."""
-    workdir = tmp_path_factory.mktemp(request.param)
-    running = start_server(
-        workdir, plain_uvicorn=request.param == "plain-uvicorn", PIXLIVE_LOG_LEVEL="info"
-    )
+@pytest.fixture(scope="module")
+def any_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("webhook-http")
+    running = start_server(workdir, PIXLIVE_LOG_LEVEL="info")
     try:
         yield running
     finally:

@@ -1,6 +1,6 @@
-"""The charge stream's own WebSocket protocol (api/websocket.py) at the byte level, with a
-raw socket where a client library would hide what is tested: keepalive, a dead peer,
-protocol errors, the close handshake, and the upgrades it leaves to uvicorn and the app."""
+"""The charge stream's WebSocket (server/websocket.py) at the byte level, with a raw socket
+where a client library would hide what is tested: keepalive, a dead peer, protocol errors,
+the close handshake, the upgrades it refuses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import os
 import socket
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -172,8 +171,8 @@ def test_bad_upgrades_get_the_error_json_before_the_upgrade(
 
 
 def test_other_websocket_paths_go_to_the_application(shared_server: Server) -> None:
-    """Not a charge stream: uvicorn's implementation runs the app, which has no such route
-    (Starlette refuses a WebSocket it cannot route with 403 before accepting)."""
+    """Not a charge stream: refused with 403 before the upgrade (the app has no WebSocket
+    routes; Starlette too refuses one it cannot route with 403)."""
     sock, status, head = handshake(shared_server, "/nowhere/ws")
     with sock:
         assert status == 403, head
@@ -202,30 +201,6 @@ async def test_the_stream_still_goes_live_after_client_traffic(shared_server: Se
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(conn.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
-
-
-def test_the_asgi_route_serves_the_same_stream_without_pixlive_serve(tmp_path: Path) -> None:
-    """Under plain `uvicorn pixlive.api.app:create_app --factory` (or another ASGI server)
-    the stream is served by the ASGI route in api/streams.py."""
-    server = start_server(tmp_path, plain_uvicorn=True)
-    try:
-        charge = server.create_charge()
-        sock, status, head = handshake(server, f"/payments/pix/{charge['id']}/ws")
-        sock.close()
-        # uvicorn's own implementation answers (with its Server header), not ours.
-        assert status == 101 and b"server: uvicorn" in head.lower(), head
-
-        async def flow() -> None:
-            async with websocket(server.url, charge["id"]) as conn:
-                (snapshot,) = await ws_messages(conn, 1)
-                assert snapshot["payment"]["status"] == "ACTIVE"
-                assert (await asyncio.to_thread(server.pay, charge["id"])).status_code == 200
-                (paid,) = await ws_messages(conn, 1)
-                assert paid["type"] == "payment.paid"
-
-        asyncio.run(flow())
-    finally:
-        server.stop()
 
 
 def collected(server: Server) -> float:

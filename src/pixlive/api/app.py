@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
 
 from pixlive import __version__
 from pixlive.api import (
@@ -24,7 +23,6 @@ from pixlive.api import (
     links,
     ops,
     sandbox,
-    sse,
     streams,
     webhook,
     webhook_endpoints,
@@ -33,7 +31,6 @@ from pixlive.api.headers import SecurityHeaders
 from pixlive.api.limits import BodyLimit
 from pixlive.api.models import ErrorOut, MerchantChargeOut
 from pixlive.api.pages import WEB, load_logo, logo_router
-from pixlive.domain.ids import is_charge_id
 from pixlive.runtime import Runtime
 from pixlive.settings import Settings
 
@@ -69,25 +66,10 @@ def _end_streams_on_signal(runtime: Runtime) -> Callable[[], None]:
 
 
 class App(FastAPI):
-    """FastAPI, with the two hot paths answered before any middleware or routing: the
-    PSP's webhook (under load those layers cost more than the confirmation itself) and a
-    charge's SSE stream (through them, an idle stream held two tasks and their frames);
-    see docs/performance-log.md. Both apply the security headers themselves."""
+    """The PSP's webhook and a charge's WebSocket and SSE never reach the app: `pixlive
+    serve`'s connection layer (pixlive.server) answers them."""
 
     max_body_bytes = 1 << 20
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if webhook.is_delivery(scope):
-            await webhook.fast_path(self.state.runtime, self.max_body_bytes, scope, receive, send)
-            return
-        payment_id = sse.charge_stream(scope)
-        if (
-            payment_id is not None
-            and is_charge_id(payment_id)
-            and await sse.serve(self.state.runtime, payment_id, scope, receive, send)
-        ):
-            return
-        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -111,8 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         try:
-            # The lifespan state is how the server's own WebSocket protocol
-            # (api/websocket.py) reaches the runtime.
+            # The lifespan state is how the server's connections (pixlive.server) reach
+            # the runtime.
             yield {"runtime": runtime}
         finally:
             restore()

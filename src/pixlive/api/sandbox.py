@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pixlive.api import webhook
 from pixlive.api.dependencies import ChargeIdDep, RuntimeDep
 from pixlive.api.pages import templates
 from pixlive.domain.money import MAX_CENTS, MIN_CENTS, format_amount
 from pixlive.services import charges as service
 from pixlive.services.charges import NewCharge
 from pixlive.services.psp import signed_headers, webhook_body
+from pixlive.services.signature import HEADER
 from pixlive.services.unit_of_work import jobs
 
 router = APIRouter(include_in_schema=False)
@@ -114,20 +115,12 @@ async def simulate(payment_id: ChargeIdDep, request: Request, runtime: RuntimeDe
     # One endToEndId per charge: a double click (or a resent form) is then the PSP retrying,
     # a `duplicate`, and not a second Pix booked as a mismatch against a paid charge.
     body = webhook_body(charge.id, format_amount(charge.value), SIMULATED_E2E_PREFIX + charge.id)
-    headers = signed_headers(runtime.settings.secret, body)
-    params = {}
-    if runtime.settings.webhook_auth == "token":
-        params["hmac"] = runtime.settings.secret
-    # The signed request goes through this very application, every middleware and the
-    # webhook's own authentication included, but not through the network: neither a Host
-    # header nor a proxy's X-Forwarded-Proto (nor an mTLS listener) can send it elsewhere.
-    transport = httpx.ASGITransport(app=request.app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://pixlive", timeout=10
-    ) as client:
-        answer = await client.post(
-            "/payments/pix/confirmation", content=body, headers=headers, params=params
-        )
-    if answer.status_code != 200:
-        return Response(answer.content, status_code=502, media_type="application/json")
+    signature = signed_headers(runtime.settings.secret, body)[HEADER]
+    token = runtime.settings.secret if runtime.settings.webhook_auth == "token" else None
+    # The signed delivery goes through the webhook's own checks, authentication included,
+    # but not through the network: neither a Host header nor a proxy's X-Forwarded-Proto
+    # (nor an mTLS listener) can send it elsewhere.
+    status, payload, _ = await webhook.confirm_delivery(runtime, body, signature, token)
+    if status != 200:
+        return Response(payload, status_code=502, media_type="application/json")
     return RedirectResponse(f"/payments/pix/{charge.id}", status_code=303)

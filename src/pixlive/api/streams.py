@@ -10,14 +10,12 @@ stopped and gets the events after that from the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from pixlive import metrics
 from pixlive.api import event_list
@@ -25,8 +23,6 @@ from pixlive.api.dependencies import ApiKeyDep, ChargeIdDep, RuntimeDep
 from pixlive.api.errors import error_response
 from pixlive.api.models import ChargeOut, ErrorOut
 from pixlive.api.params import EventId, LastEventIdHeader, resume_point
-from pixlive.domain.errors import ChargeNotFound
-from pixlive.domain.ids import is_charge_id
 from pixlive.realtime.admission import Refused
 from pixlive.realtime.hub import Closed, Subscriber
 from pixlive.realtime.wire import Delivery, delivery
@@ -127,94 +123,6 @@ def _fresh(items: list[Delivery], after: int) -> list[Delivery]:
     return [item for item in items if item.id > after]
 
 
-# WebSocket -------------------------------------------------------------------------------
-
-
-@router.websocket("/payments/pix/{payment_id}/ws")
-async def websocket_stream(
-    websocket: WebSocket, payment_id: str, after: EventId | None = None
-) -> None:
-    runtime: Runtime = websocket.app.state.runtime
-    if not is_charge_id(payment_id):
-        await websocket.send_denial_response(
-            error_response(404, "not_found", "no charge with this id")
-        )
-        return
-    try:
-        opened = await open_stream(
-            runtime, payment_id, after, "websocket", client_address(websocket.client)
-        )
-    except ChargeNotFound:
-        await websocket.send_denial_response(
-            error_response(404, "not_found", "no charge with this id")
-        )
-        return
-    except Refused as exc:
-        # 1013 "try again later": a browser's script sees a close code, not an HTTP status.
-        await websocket.accept()
-        await websocket.close(1013, exc.message)
-        return
-    subscriber = opened.subscriber
-    sender: asyncio.Task[None] | None = None
-    try:
-        await websocket.accept()
-        await websocket.send_text(orjson.dumps(opened.snapshot).decode())
-        for item in opened.backlog:
-            await websocket.send_text(item.text)
-        metrics.events_delivered.labels("websocket").inc(len(opened.backlog))
-        if opened.final or any(item.final for item in opened.backlog):
-            await websocket.close(1000)
-            return
-        sent = opened.last_event_id
-
-        async def drain() -> None:
-            # Runs only while there is something to send: an idle connection has no task.
-            nonlocal sent, sender
-            try:
-                while subscriber.pending:
-                    for item in _fresh(subscriber.take(), sent):
-                        await websocket.send_text(item.text)
-                        metrics.events_delivered.labels("websocket").inc()
-                        sent = item.id
-                        if item.final:
-                            await websocket.close(1000)
-                            subscriber.close("done")
-                            return
-                if subscriber.closed is not None and subscriber.closed != "done":
-                    await websocket.close(CLOSE_CODES.get(subscriber.closed, 1011))
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                subscriber.close("gone")
-            finally:
-                sender = None
-
-        def on_ready() -> None:
-            nonlocal sender
-            if sender is None:
-                sender = asyncio.get_running_loop().create_task(drain())
-
-        subscriber.on_ready = on_ready
-        if subscriber.pending or subscriber.closed is not None:
-            on_ready()
-        # The handler's own coroutine waits for the client to leave; messages from the
-        # client carry nothing and are ignored.
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass
-    finally:
-        subscriber.on_ready = None
-        opened.slot.close()
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(BaseException):
-                await sender
-        if websocket.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await websocket.close(1000)
-
-
 # Server-Sent Events ------------------------------------------------------------------------
 
 
@@ -256,24 +164,12 @@ def sse_opening(opened: Opened) -> tuple[bytes, bool]:
     return b"".join(parts), final
 
 
-async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> AsyncIterator[bytes]:
-    keepalive = runtime.settings.sse_keepalive_seconds
-    try:
-        first, final = sse_opening(opened)
-        yield first
-        if final:
-            return
-        async for frame in _live_sse(opened.subscriber, keepalive, "sse", opened.last_event_id):
-            yield frame
-    finally:
-        opened.slot.close()
-
-
 @router.get(
     "/payments/pix/{payment_id}/events",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}},
+        403: {"model": ErrorOut},
         404: {"model": ErrorOut},
         429: {"model": ErrorOut},
     },
@@ -281,20 +177,17 @@ async def _sse_body(runtime: Runtime, opened: Opened, request: Request) -> Async
 )
 async def sse_stream(
     payment_id: ChargeIdDep,
-    request: Request,
-    runtime: RuntimeDep,
     after: EventId | None = None,
     last_event_id: LastEventIdHeader = None,
-) -> StreamingResponse:
-    opened = await open_stream(
-        runtime,
-        payment_id,
-        resume_point(last_event_id, after),
-        "sse",
-        client_address(request.client),
-    )
-    return StreamingResponse(
-        _sse_body(runtime, opened, request), media_type="text/event-stream", headers=SSE_HEADERS
+) -> Response:
+    """Described here; served by `pixlive serve`'s connection (server/sse.py), which never
+    hands this path to the app."""
+    return not_served_here()
+
+
+def not_served_here() -> Response:
+    return error_response(
+        501, "not_served_here", "this path is served by `pixlive serve` itself, not the app"
     )
 
 

@@ -10,22 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import ValidationError
-from starlette.types import Receive, Scope, Send
 
 from pixlive import metrics
 from pixlive.adapters.errors import DatabaseUnavailable, InvalidData
 from pixlive.api import headers
-from pixlive.api.dependencies import RuntimeDep
-from pixlive.api.limits import BodyTooLarge
 from pixlive.api.models import ErrorOut, PixIn, WebhookIn, WebhookOut
+from pixlive.api.streams import not_served_here
 from pixlive.domain.money import parse_amount
 from pixlive.runtime import Runtime
 from pixlive.services.confirmation import IncomingPix, Outcome, confirm
@@ -33,6 +32,15 @@ from pixlive.services.signature import HEADER, SignatureError, verify, verify_to
 
 router = APIRouter(tags=["PSP webhook"])
 log = logging.getLogger("pixlive.webhook")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """The client certificate TLS verified on the delivery's connection (`--client-ca`)."""
+
+    subject: str  # e.g. "CN=psp.example,O=Banco"
+    fingerprint: str  # SHA-256 of the DER certificate, lowercase hex
+    der: bytes
 
 
 def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -116,11 +124,17 @@ def error(status: int, code: str, message: str) -> Answer:
 
 
 def check_delivery(
-    runtime: Runtime, body: bytes, signature: str | None, token: str | None
+    runtime: Runtime,
+    body: bytes,
+    signature: str | None,
+    token: str | None,
+    *,
+    certificate: ClientCertificate | None = None,
 ) -> Answer | list[IncomingPix]:
     """The delivery's Pix, once it is authenticated and well formed; else the refusal.
-    Synchronous, like `answer_outcomes` and `answer_failure`: the webhook's own HTTP
-    protocol (api/http.py) runs them with no coroutine of its own."""
+    Synchronous, like `answer_outcomes` and `answer_failure`: the connection
+    (server/webhook.py) runs them with no coroutine of its own. `certificate` is the TLS
+    client certificate the connection verified, if any."""
     settings = runtime.settings
     try:
         if settings.webhook_auth == "mtls":
@@ -194,8 +208,9 @@ _COUNTED = {outcome: metrics.webhook_pix.labels(outcome.value) for outcome in Ou
 async def confirm_delivery(
     runtime: Runtime, body: bytes, signature: str | None, token: str | None
 ) -> Answer:
-    """The whole webhook, from the raw body to the answer (status, JSON, extra headers);
-    shared by the route (for the OpenAPI description) and the ASGI fast path below."""
+    """A whole delivery in the process, from the raw body to the answer, through the same
+    checks as the connection's: the sandbox's "Simular pagamento" button sends its signed
+    delivery here, where no Host header or proxy can send it elsewhere."""
     checked = check_delivery(runtime, body, signature, token)
     if isinstance(checked, tuple):
         return checked
@@ -209,81 +224,16 @@ async def confirm_delivery(
 
 
 async def receive(
-    request: Request,
-    runtime: RuntimeDep,
     hmac: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    status, payload, headers = await confirm_delivery(
-        runtime, await request.body(), request.headers.get(HEADER), hmac
-    )
-    response = Response(payload, status_code=status, media_type="application/json")
-    for name, value in headers:
-        response.headers[name.decode()] = value.decode()
-    return response
+    """Described here; answered by `pixlive serve`'s connection (server/webhook.py), the
+    only way in, which never hands these paths to the app."""
+    return not_served_here()
 
 
 PATHS = frozenset({"/payments/pix/confirmation", "/payments/pix/confirmation/pix"})
 _SIGNATURE = HEADER.lower().encode()
 JSON_HEADERS = [(b"content-type", b"application/json"), *headers.WITH_CSP]
-
-
-def is_delivery(scope: Scope) -> bool:
-    return scope["type"] == "http" and scope["path"] in PATHS and scope["method"] == "POST"
-
-
-async def fast_path(
-    runtime: Runtime, max_bytes: int, scope: Scope, receive: Receive, send: Send
-) -> None:
-    """The PSP's webhook straight from ASGI, before the framework's middleware, routing,
-    dependency solving and per-request wrappers, which cost more than the confirmation
-    itself under load (docs/performance-log.md). Same function, same answers as the route
-    (which stays, for the OpenAPI description); the body limit and the security headers
-    are applied here."""
-    try:
-        body = await _body(scope, receive, max_bytes)
-        if body is None:
-            return  # the client left
-        status, payload, extra = await _answer(runtime, scope, body)
-    except BodyTooLarge:
-        status, payload, _ = error(
-            413, "payload_too_large", f"bodies are limited to {max_bytes} bytes"
-        )
-        extra = [(b"connection", b"close")]
-    except Exception:  # a bug: the PSP gets the error shape and retries
-        log.exception("webhook failed")
-        status, payload, extra = error(500, "internal_error", "an unexpected error occurred")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *JSON_HEADERS,
-                (b"content-length", str(len(payload)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-async def _body(scope: Scope, receive: Receive, max_bytes: int) -> bytes | None:
-    """The whole body, read no further than max_bytes (a lying Content-Length included)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > max_bytes:
-            raise BodyTooLarge
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def credentials(
@@ -302,14 +252,6 @@ def credentials(
     if token is not None and len(token) > 200:
         return error(422, "invalid_request", "hmac: too long")
     return signature, token
-
-
-async def _answer(runtime: Runtime, scope: Scope, body: bytes) -> Answer:
-    found = credentials(scope["headers"], scope["query_string"])
-    if len(found) == 3:
-        return found
-    signature, token = found
-    return await confirm_delivery(runtime, body, signature, token)
 
 
 def _explain(exc: Exception) -> str:

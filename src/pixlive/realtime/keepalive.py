@@ -11,8 +11,9 @@ tick, for as long as the connections last.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Protocol
+
+from pixlive.realtime.clock import LOOP_CLOCK, Clock, Timer
 
 SLOTS = 100
 
@@ -23,12 +24,13 @@ class Alive(Protocol):
 
 
 class Keepalive:
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, clock: Clock = LOOP_CLOCK) -> None:
         self.interval = interval
+        self.clock = clock
         self._buckets: list[set[Alive]] = [set() for _ in range(SLOTS)]
         self._where: dict[Alive, int] = {}
         self._tick = 0  # the bucket the next tick visits
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
 
     def __len__(self) -> int:
         return len(self._where)
@@ -63,8 +65,7 @@ class Keepalive:
             self._timer = None
 
     def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.interval / SLOTS, self._visit)
+        self._timer = self.clock.call_later(self.interval / SLOTS, self._visit)
 
     def _visit(self) -> None:
         bucket = self._buckets[self._tick]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from websockets.frames import Frame, Opcode
 
 from pixlive.domain.charge import iso
 from pixlive.domain.events import FINAL_EVENT_TYPES, RecordedEvent
-from pixlive.realtime import frames
 
 
 def event_dict(event: RecordedEvent) -> dict[str, Any]:
@@ -48,7 +48,7 @@ class Delivery:
     def ws(self) -> bytes:
         """The whole WebSocket text frame, written as is to every WebSocket subscriber."""
         if self._ws is None:
-            self._ws = frames.text(self.text)
+            self._ws = Frame(Opcode.TEXT, self.text.encode()).serialize(mask=False)
         return self._ws
 
 
