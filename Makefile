@@ -60,3 +60,4 @@ bench-quick: $(STAMP)
 # then 100,000 connect/disconnect cycles; `make test` runs a short version.
 soak: $(STAMP)
 	$(PY) -m soak.run --json soak-report.json
+	FUZZ_EXAMPLES=5000 $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz_edge.py

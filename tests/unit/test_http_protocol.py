@@ -236,3 +236,20 @@ async def test_a_client_that_sends_bodies_faster_than_the_app_reads_is_paused() 
     release.set()
     await settle()
     assert transport.reading
+
+
+async def test_connections_stop_short_of_the_open_files_limit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Out of descriptors, uvloop's accept drops connections silently: the cap stays below
+    the open-files limit, and passing it is logged, naming that limit."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (100, 100))
+    state = State()
+    kept = [connect(App(), state=state) for _ in range(100 - 64)]  # 64 kept for the rest
+    assert all(not transport.closed for _, transport in kept)
+    with caplog.at_level(logging.WARNING, "pixlive.server"):
+        _, refused = connect(App(), state=state)
+    assert statuses(refused.take()) == [503] and refused.closed
+    assert "open-files limit (100" in caplog.text

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +45,7 @@ HIGH_WATER = 1 << 16
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FULL = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _FULL_WARNING_EVERY = 10.0  # seconds between two warnings that the connection cap is reached
+_FD_RESERVE = 64  # descriptors kept for the database, the bus, logs and the listening socket
 
 
 class Refusal(Exception):
@@ -64,12 +66,20 @@ class Shared:
     """What every connection of a process shares: the limits, the proxies trusted, when
     the cap was last reported."""
 
-    __slots__ = ("full_warned", "limits", "proxies")
+    __slots__ = ("cap", "cap_name", "full_warned", "limits", "proxies")
 
     def __init__(self, limits: Limits, proxies: TrustedProxies) -> None:
         self.limits = limits
         self.proxies = proxies
         self.full_warned = -_FULL_WARNING_EVERY
+        # Out of file descriptors, uvloop's accept drops connections without a word: stop
+        # short of the open-files limit, and say so.
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        by_files = soft - _FD_RESERVE if soft != resource.RLIM_INFINITY else limits.connections
+        if by_files < limits.connections:
+            self.cap, self.cap_name = max(by_files, 1), f"the open-files limit ({soft}, ulimit -n)"
+        else:
+            self.cap, self.cap_name = limits.connections, "PIXLIVE_MAX_CONNECTIONS"
 
 
 _SHARED: weakref.WeakKeyDictionary[Any, Shared] = weakref.WeakKeyDictionary()
@@ -136,7 +146,7 @@ class HttpProtocol(asyncio.Protocol):
         # uvloop's transports are not subclasses of asyncio's, only alike.
         self.transport = cast(asyncio.Transport, transport)
         connections = self.server_state.connections
-        if len(connections) >= self.limits.connections:
+        if len(connections) >= self.shared.cap:
             self._full()
             return
         connections.add(self)
@@ -461,8 +471,9 @@ class HttpProtocol(asyncio.Protocol):
         if now - self.shared.full_warned >= _FULL_WARNING_EVERY:
             self.shared.full_warned = now
             log.warning(
-                "refusing connections: %d open, the cap (PIXLIVE_MAX_CONNECTIONS)",
+                "refusing connections: %d open, the cap set by %s",
                 len(self.server_state.connections),
+                self.shared.cap_name,
             )
         self.transport.write(_FULL)
         self.transport.close()
