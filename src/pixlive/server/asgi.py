@@ -10,8 +10,10 @@ from pixlive.server import answer
 from pixlive.server.peer import asgi_tls
 
 if TYPE_CHECKING:
-    from pixlive.server.http import HttpProtocol
     from pixlive.server.request import Request
+
+# The connection (server/http.py), which imports this module: typed loosely here.
+HttpProtocol = Any
 
 log = logging.getLogger("pixlive.server")
 

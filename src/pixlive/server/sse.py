@@ -11,7 +11,7 @@ final event the response ends and the connection takes its next request.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from pixlive import metrics
@@ -26,8 +26,10 @@ from pixlive.runtime import Runtime
 from pixlive.server import answer
 
 if TYPE_CHECKING:
-    from pixlive.server.http import HttpProtocol
     from pixlive.server.request import Request
+
+# The connection (server/http.py), which imports this module: typed loosely here.
+HttpProtocol = Any
 
 _DELIVERED = metrics.events_delivered.labels("sse")
 _KEEPALIVE = b"d\r\n: keepalive\n\n\r\n"  # one chunk of 13 bytes

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pixlive.adapters.errors import DatabaseUnavailable
 from pixlive.api import webhook
 from pixlive.services.confirmation import IncomingPix, Outcome
 
 if TYPE_CHECKING:
-    from pixlive.server.http import HttpProtocol
     from pixlive.server.request import Request
+
+# The connection (server/http.py), which imports this module: typed loosely here.
+HttpProtocol = Any
 
 log = logging.getLogger("pixlive.webhook")
 

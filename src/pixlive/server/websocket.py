@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import orjson
@@ -36,8 +36,10 @@ from pixlive.runtime import Runtime
 from pixlive.server import answer
 
 if TYPE_CHECKING:
-    from pixlive.server.http import HttpProtocol
     from pixlive.server.request import Request
+
+# The connection (server/http.py), which imports this module: typed loosely here.
+HttpProtocol = Any
 
 log = logging.getLogger("pixlive.websocket")
 # The library reports each handshake at INFO: a line per page view, kept out of the log.
