@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import httpx
 
-from pixlive import __version__
+from pixlive import __version__, metrics
 from pixlive.adapters.errors import Conflict, DatabaseUnavailable
 from pixlive.adapters.preflight import check_database
 from pixlive.commands import listen, psp, psp_emulator, sandbox, trigger
@@ -44,10 +44,6 @@ def _log_config(level: str) -> dict[str, object]:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from pixlive.server import redact
-
     if args.workers > 1 and settings.bus_url.startswith("memory"):
         print(
             "pixlive: --workers above 1 needs a shared bus: set PIXLIVE_BUS_URL to "
@@ -78,6 +74,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
         if args.client_ca:
             tls.update(ssl_ca_certs=args.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    with metrics.shared_across_workers(args.workers):
+        _run_uvicorn(args, settings, tls)
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings, tls: dict[str, object]) -> None:
+    import uvicorn
+
+    from pixlive.server import redact
+
     uvicorn.run(
         "pixlive.api.app:create_app",
         factory=True,
@@ -92,9 +98,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level,
         log_config=redact.install(_log_config(settings.log_level)),
         timeout_graceful_shutdown=8,
+        # A worker importing the app on a busy machine answered the supervisor's health
+        # check too late (5 s by default) and was killed, again and again.
+        timeout_worker_healthcheck=30,
         **tls,  # type: ignore[arg-type]
     )
-    return 0
 
 
 def _sandbox_start(settings: Settings, base: str) -> None:

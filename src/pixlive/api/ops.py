@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from pixlive import metrics
 from pixlive.adapters.errors import DatabaseUnavailable
@@ -45,4 +45,4 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
 async def prometheus(runtime: RuntimeDep) -> Response:
     metrics.bus_reconnects.set(runtime.hub.bus.reconnects)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
