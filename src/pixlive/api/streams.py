@@ -180,8 +180,8 @@ async def sse_stream(
     after: EventId | None = None,
     last_event_id: LastEventIdHeader = None,
 ) -> Response:
-    """Described here; served by `pixlive serve`'s connection (server/sse.py), which never
-    hands this path to the app."""
+    # Described here (api/document.py); served by `pixlive serve`'s connection
+    # (server/sse.py), which never hands this path to the app.
     return not_served_here()
 
 

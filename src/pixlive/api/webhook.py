@@ -226,8 +226,8 @@ async def confirm_delivery(
 async def receive(
     hmac: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """Described here; answered by `pixlive serve`'s connection (server/webhook.py), the
-    only way in, which never hands these paths to the app."""
+    # Described here (api/document.py); answered by `pixlive serve`'s connection
+    # (server/webhook.py), the only way in, which never hands these paths to the app.
     return not_served_here()
 
 
