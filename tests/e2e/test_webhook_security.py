@@ -374,9 +374,15 @@ def raw_get(server: Server, path: str, **headers: str) -> tuple[int, dict[str, s
         conn.close()
 
 
-def _is_error_404(status: int, headers: dict[str, str], body: bytes) -> None:
+def _is_error_404(
+    status: int, headers: dict[str, str], body: bytes, accept: str = "application/json"
+) -> None:
     assert status == 404, (status, body[:200])
     content_type = {k.lower(): v for k, v in headers.items()}["content-type"]
+    if accept == "text/html" and content_type.startswith("text/html"):
+        # A browser gets the pt-BR error page (issue 14), never the charge or a traceback.
+        assert b'lang="pt-BR"' in body and b"Traceback" not in body, body[:200]
+        return
     assert content_type.startswith("application/json")
     document = json.loads(body)
     assert document["error"]["code"] == "not_found", document
@@ -388,7 +394,7 @@ def test_odd_ids_are_404_on_every_public_route(sec_server: Server, payment_id: s
     for route in PUBLIC_ROUTES:
         for accept in ("application/json", "text/html"):
             path = f"/payments/pix/{payment_id}{route}"
-            _is_error_404(*raw_get(sec_server, path, Accept=accept))
+            _is_error_404(*raw_get(sec_server, path, Accept=accept), accept=accept)
     # The WebSocket is answered with the same 404 before the upgrade.
     _is_error_404(*raw_get(sec_server, f"/payments/pix/{payment_id}/ws"))
     assert sec_server.charges() == charges
